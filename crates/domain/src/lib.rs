@@ -1,0 +1,28 @@
+//! # safebox-domain
+//!
+//! The heart of safebox: entities ([`User`], [`Secret`]), validated value types
+//! ([`Username`], [`Email`], [`Password`], [`SecretValue`], …), the ports that adapters
+//! implement ([`ports`]) and the use cases that drive them ([`usecases`]).
+//!
+//! This crate performs no I/O and depends on no web framework, database driver or
+//! cryptography library. Everything that touches the outside world is a synchronous
+//! trait in [`ports`]; the `mocks` feature exposes a mockall mock of each one so that
+//! embedding services can unit-test against them.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod crypto;
+mod error;
+mod password;
+pub mod ports;
+mod secret;
+mod time;
+pub mod usecases;
+mod user;
+
+pub use crypto::{DataKeyId, KeyId, SealedData, WrappedDataKey};
+pub use error::{BoxError, RepoError, ValidationError};
+pub use password::{Password, PasswordAttempt, PasswordHash, PasswordPolicy};
+pub use secret::{MAX_SECRET_BYTES, Secret, SecretName, SecretValue};
+pub use time::Timestamp;
+pub use user::{Email, NewUser, User, UserId, Username};

@@ -1,0 +1,215 @@
+//! The ports: everything the use cases need from the outside world, as synchronous
+//! traits. Adapters live in `safebox-infra`; the `mocks` feature generates a
+//! `Mock<Trait>` for each port with mockall.
+//!
+//! Every port is `Send + Sync` so that one instance can serve all request threads.
+
+use std::fmt;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::redacted;
+use crate::{
+    BoxError, Email, KeyId, NewUser, Password, PasswordAttempt, PasswordHash, RepoError,
+    SealedData, Secret, SecretName, SecretValue, Timestamp, User, UserId, Username, WrappedDataKey,
+};
+
+/// Why an account could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// Another account already uses this e-mail address.
+    #[error("email already in use")]
+    EmailTaken,
+    /// Another account already uses this username.
+    #[error("username already in use")]
+    UsernameTaken,
+    /// The store failed.
+    #[error(transparent)]
+    Repository(#[from] RepoError),
+}
+
+/// Persistence of accounts and their wrapped data keys.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait UserRepository: Send + Sync {
+    /// Stores the account and its wrapped data key in one transaction: afterwards
+    /// either both exist or neither does.
+    ///
+    /// MUST return [`CreateUserError::EmailTaken`] if another account has the same
+    /// email, else [`CreateUserError::UsernameTaken`] if another has the same
+    /// username, also when the clash is only discovered by a unique index (a
+    /// concurrent registration).
+    fn create(&self, new_user: &NewUser) -> Result<(), CreateUserError>;
+
+    /// MUST return `Ok(None)` if no account has this (canonical) email.
+    fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError>;
+
+    /// MUST return `Ok(None)` if no account has this (canonical) username.
+    fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError>;
+
+    /// MUST return `Ok(None)` if no account has this id.
+    fn find_by_id(&self, id: &UserId) -> Result<Option<User>, RepoError>;
+
+    /// The user's wrapped data key. MUST return `Ok(None)` if the user has none
+    /// (for example because the account was deleted).
+    fn data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, RepoError>;
+}
+
+/// Persistence of sealed secrets. Implementations never see plaintext.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait SecretRepository: Send + Sync {
+    /// Stores `secret`, replacing any secret of the same owner and name. When
+    /// replacing, the stored `created_at` MUST be kept and `updated_at` taken from
+    /// `secret`. MUST be durable when it returns `Ok`. MUST return an error if the
+    /// owner does not exist.
+    fn upsert(&self, secret: &Secret) -> Result<(), RepoError>;
+
+    /// MUST return `Ok(None)` if the owner has no secret of that name.
+    fn find(&self, owner: &UserId, name: &SecretName) -> Result<Option<Secret>, RepoError>;
+}
+
+/// The password hasher failed (it did not merely find a mismatch).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(#[source] pub BoxError);
+
+/// One-way password hashing (bcrypt in production).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a policy-conforming password with a fresh salt.
+    fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
+
+    /// MUST return `Ok(true)` only if `attempt` is exactly the password that produced
+    /// `hash`. MUST NOT truncate: an attempt longer than the algorithm can read MUST
+    /// return `Ok(false)` after the same amount of work as any other attempt.
+    fn verify(&self, attempt: &PasswordAttempt, hash: &PasswordHash) -> Result<bool, HashError>;
+
+    /// A valid hash of an unguessable password, at the configured cost. Login verifies
+    /// against it when the account does not exist, so that an unknown account costs
+    /// the same work as a wrong password. MUST be cheap to call (computed once).
+    fn dummy_hash(&self) -> PasswordHash;
+}
+
+/// Why a cipher operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CipherError {
+    /// The data was sealed by a key this cipher does not hold.
+    #[error("unknown key {0}")]
+    UnknownKey(KeyId),
+    /// Authentication failed: the ciphertext, its key or its associated data was
+    /// altered or moved. Never returned as garbage plaintext.
+    #[error("integrity check failed")]
+    Integrity,
+    /// The cipher could not run (for example the random number generator failed).
+    #[error("cipher failure: {0}")]
+    Failure(#[source] BoxError),
+}
+
+/// Envelope encryption of secrets: a master key wraps each user's data key, and the
+/// data key seals that user's secrets.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait SecretCipher: Send + Sync {
+    /// MUST generate a fresh random 256-bit data key and return it wrapped by the
+    /// current master key, bound to `owner`, so that the wrapped key only unwraps for
+    /// that owner.
+    fn new_data_key(&self, owner: &UserId) -> Result<WrappedDataKey, CipherError>;
+
+    /// MUST encrypt `value` with the data key in `key` under a fresh random nonce, with
+    /// `owner` and `name` as associated data, and record the data key's id in the
+    /// result. Two calls MUST NOT produce the same nonce.
+    fn seal(
+        &self,
+        key: &WrappedDataKey,
+        owner: &UserId,
+        name: &SecretName,
+        value: &SecretValue,
+    ) -> Result<SealedData, CipherError>;
+
+    /// MUST return [`CipherError::Integrity`] if `sealed` was altered, or was sealed
+    /// for another owner, another name or another data key.
+    fn open(
+        &self,
+        key: &WrappedDataKey,
+        owner: &UserId,
+        name: &SecretName,
+        sealed: &SealedData,
+    ) -> Result<SecretValue, CipherError>;
+}
+
+/// A signed access token. Zeroized on drop; `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps an encoded token.
+    pub fn new(encoded: String) -> Self {
+        Self(encoded)
+    }
+
+    /// The encoded token, for the response writer only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted(f, "AccessToken")
+    }
+}
+
+/// A freshly issued access token and its lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The encoded token.
+    pub token: AccessToken,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// The user the token was issued to.
+    pub subject: UserId,
+    /// The token's unique id (`jti`).
+    pub token_id: String,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops being valid.
+    pub expires_at: Timestamp,
+}
+
+/// Why a token was refused or could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Malformed, forged, signed with another algorithm or key, or for another
+    /// issuer or audience.
+    #[error("invalid token")]
+    Invalid,
+    /// Correctly signed but past its expiry.
+    #[error("expired token")]
+    Expired,
+    /// A token could not be issued.
+    #[error("token failure: {0}")]
+    Failure(#[source] BoxError),
+}
+
+/// Issues and verifies access tokens.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait TokenIssuer: Send + Sync {
+    /// Issues a token naming `subject`, valid from the clock's now for the configured
+    /// lifetime, with a unique token id.
+    fn issue(&self, subject: &UserId) -> Result<IssuedToken, TokenError>;
+
+    /// MUST return [`TokenError::Invalid`] unless `token` was issued by this issuer's
+    /// key and algorithm for its issuer and audience, and [`TokenError::Expired`] if
+    /// its expiry is not after the clock's now.
+    fn verify(&self, token: &str) -> Result<TokenClaims, TokenError>;
+}
+
+/// The current time. A port so that tests can fix it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// Now, in whole seconds since the Unix epoch.
+    fn now(&self) -> Timestamp;
+}

@@ -1,0 +1,531 @@
+//! Configuration from `SAFEBOX_*` environment variables, and the key material.
+
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use zeroize::Zeroizing;
+
+/// Keys must carry at least this many bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// A configuration value is missing or wrong. The message names the variable and
+/// never contains a key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable holds a value that cannot be used.
+    #[error("{var}: {problem}")]
+    Invalid {
+        /// The environment variable (or file) at fault.
+        var: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn invalid(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        problem: problem.into(),
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError + '_ {
+    move |source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Secret key material (at least 32 bytes). Zeroized on drop; `Debug` is redacted.
+#[derive(Clone)]
+pub struct KeyBytes(Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyBytes(<redacted>)")
+    }
+}
+
+impl KeyBytes {
+    /// Wraps raw key bytes, refusing fewer than [`MIN_KEY_BYTES`].
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        let bytes = Zeroizing::new(bytes);
+        if bytes.len() < MIN_KEY_BYTES {
+            return Err(format!(
+                "must be base64 of at least {MIN_KEY_BYTES} bytes (got {})",
+                bytes.len()
+            ));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// Decodes base64 (standard or URL-safe alphabet, padding optional).
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let decoded = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .ok_or_else(|| "is not valid base64".to_owned())?;
+        Self::new(decoded)
+    }
+
+    /// A fresh random 32-byte key from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = Zeroizing::new(vec![0_u8; MIN_KEY_BYTES]);
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// The key encoded as standard base64, for `safebox keygen` and key files.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(&*self.0))
+    }
+
+    /// The raw bytes, for the adapters that use the key.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Everything `safebox serve` needs to know. Built from the environment with
+/// [`Config::from_env`]; tests build it with [`Config::defaults`] and edit fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind (`SAFEBOX_HOST`).
+    pub host: String,
+    /// Port to bind; 0 picks a free one (`SAFEBOX_PORT`).
+    pub port: u16,
+    /// Directory for the SQLite file and development keys (`SAFEBOX_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Database URL; `None` means the SQLite file in the data dir
+    /// (`SAFEBOX_DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// Master key material; `None` means the development key file
+    /// (`SAFEBOX_MASTER_KEY`).
+    pub master_key: Option<KeyBytes>,
+    /// JWT signing key; `None` means the development key file (`SAFEBOX_JWT_SECRET`).
+    pub jwt_secret: Option<KeyBytes>,
+    /// bcrypt cost, 4–31 (`SAFEBOX_BCRYPT_COST`).
+    pub bcrypt_cost: u32,
+    /// Access token lifetime (`SAFEBOX_ACCESS_TOKEN_TTL`).
+    pub access_token_ttl: Duration,
+    /// Minimum password length in characters (`SAFEBOX_PASSWORD_MIN_LENGTH`).
+    pub password_min_length: usize,
+    /// Log filter directive (`SAFEBOX_LOG`).
+    pub log: String,
+    /// Database connections in the pool (`SAFEBOX_DB_POOL_SIZE`).
+    pub db_pool_size: u32,
+    /// How long a request waits for a database connection (`SAFEBOX_DB_TIMEOUT`).
+    pub db_timeout: Duration,
+    /// Threads that run bcrypt (`SAFEBOX_HASH_WORKERS`).
+    pub hash_workers: usize,
+    /// Requests that may wait for a hashing thread (`SAFEBOX_HASH_QUEUE`).
+    pub hash_queue: usize,
+    /// HTTP worker threads (`SAFEBOX_WORKERS`).
+    pub workers: usize,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl Config {
+    /// The defaults, with data kept in `data_dir`.
+    pub fn defaults(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 49999,
+            data_dir: data_dir.into(),
+            database_url: None,
+            master_key: None,
+            jwt_secret: None,
+            bcrypt_cost: 12,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            password_min_length: 12,
+            log: "info".to_owned(),
+            db_pool_size: 8,
+            db_timeout: Duration::from_secs(2),
+            hash_workers: cores(),
+            hash_queue: 32,
+            workers: cores(),
+        }
+    }
+
+    /// Reads the `SAFEBOX_*` environment variables over the defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (a variable name to its value), so that
+    /// tests need not touch the process environment. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let mut config =
+            Self::defaults(get("SAFEBOX_DATA_DIR").unwrap_or_else(|| "./safebox-data".into()));
+        if let Some(host) = get("SAFEBOX_HOST") {
+            config.host = host;
+        }
+        if let Some(port) = get("SAFEBOX_PORT") {
+            config.port = parse_number("SAFEBOX_PORT", &port)?;
+        }
+        config.database_url = get("SAFEBOX_DATABASE_URL");
+        if let Some(key) = get("SAFEBOX_MASTER_KEY") {
+            config.master_key =
+                Some(KeyBytes::from_base64(&key).map_err(|p| invalid("SAFEBOX_MASTER_KEY", p))?);
+        }
+        if let Some(key) = get("SAFEBOX_JWT_SECRET") {
+            config.jwt_secret =
+                Some(KeyBytes::from_base64(&key).map_err(|p| invalid("SAFEBOX_JWT_SECRET", p))?);
+        }
+        if let Some(cost) = get("SAFEBOX_BCRYPT_COST") {
+            config.bcrypt_cost = parse_number("SAFEBOX_BCRYPT_COST", &cost)?;
+        }
+        if let Some(ttl) = get("SAFEBOX_ACCESS_TOKEN_TTL") {
+            config.access_token_ttl = parse_duration("SAFEBOX_ACCESS_TOKEN_TTL", &ttl)?;
+        }
+        if let Some(min) = get("SAFEBOX_PASSWORD_MIN_LENGTH") {
+            config.password_min_length = parse_number("SAFEBOX_PASSWORD_MIN_LENGTH", &min)?;
+        }
+        if let Some(log) = get("SAFEBOX_LOG") {
+            config.log = log;
+        }
+        if let Some(size) = get("SAFEBOX_DB_POOL_SIZE") {
+            config.db_pool_size = parse_number("SAFEBOX_DB_POOL_SIZE", &size)?;
+        }
+        if let Some(timeout) = get("SAFEBOX_DB_TIMEOUT") {
+            config.db_timeout = parse_duration("SAFEBOX_DB_TIMEOUT", &timeout)?;
+        }
+        if let Some(workers) = get("SAFEBOX_HASH_WORKERS") {
+            config.hash_workers = parse_number("SAFEBOX_HASH_WORKERS", &workers)?;
+        }
+        if let Some(queue) = get("SAFEBOX_HASH_QUEUE") {
+            config.hash_queue = parse_number("SAFEBOX_HASH_QUEUE", &queue)?;
+        }
+        if let Some(workers) = get("SAFEBOX_WORKERS") {
+            config.workers = parse_number("SAFEBOX_WORKERS", &workers)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the ranges that parsing alone does not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(invalid("SAFEBOX_BCRYPT_COST", "must be between 4 and 31"));
+        }
+        if !(1..=72).contains(&self.password_min_length) {
+            return Err(invalid(
+                "SAFEBOX_PASSWORD_MIN_LENGTH",
+                "must be between 1 and 72",
+            ));
+        }
+        if self.access_token_ttl.is_zero() {
+            return Err(invalid("SAFEBOX_ACCESS_TOKEN_TTL", "must be positive"));
+        }
+        if self.db_pool_size == 0 {
+            return Err(invalid("SAFEBOX_DB_POOL_SIZE", "must be at least 1"));
+        }
+        if self.db_timeout.is_zero() {
+            return Err(invalid("SAFEBOX_DB_TIMEOUT", "must be positive"));
+        }
+        if self.hash_workers == 0 {
+            return Err(invalid("SAFEBOX_HASH_WORKERS", "must be at least 1"));
+        }
+        if self.workers == 0 {
+            return Err(invalid("SAFEBOX_WORKERS", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in the
+    /// data dir.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("safebox.db").display()))
+    }
+
+    /// Creates the data dir (mode 0700 on Unix) if it does not exist.
+    pub fn ensure_data_dir(&self) -> Result<(), ConfigError> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.data_dir)
+            .map_err(io_error(&self.data_dir))
+    }
+
+    /// The master and JWT keys: the configured ones, or development keys read from
+    /// (or generated once into) `master.key` and `jwt.key` in the data dir.
+    pub fn resolve_keys(&self) -> Result<Keys, ConfigError> {
+        let mut generated = Vec::new();
+        let master = match &self.master_key {
+            Some(key) => key.clone(),
+            None => self.dev_key("master.key", "SAFEBOX_MASTER_KEY", &mut generated)?,
+        };
+        let jwt = match &self.jwt_secret {
+            Some(key) => key.clone(),
+            None => self.dev_key("jwt.key", "SAFEBOX_JWT_SECRET", &mut generated)?,
+        };
+        Ok(Keys {
+            master,
+            jwt,
+            development: generated,
+        })
+    }
+
+    fn dev_key(
+        &self,
+        file: &str,
+        var: &'static str,
+        used: &mut Vec<&'static str>,
+    ) -> Result<KeyBytes, ConfigError> {
+        self.ensure_data_dir()?;
+        let path = self.data_dir.join(file);
+        used.push(var);
+        match fs::read_to_string(&path) {
+            Ok(text) => KeyBytes::from_base64(&text).map_err(|problem| {
+                invalid(
+                    var,
+                    format!("development key file {}: {problem}", path.display()),
+                )
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let key = KeyBytes::generate()
+                    .map_err(|err| invalid(var, format!("cannot generate a key: {err}")))?;
+                write_private(&path, key.to_base64().as_bytes())?;
+                Ok(key)
+            }
+            Err(err) => Err(io_error(&path)(err)),
+        }
+    }
+}
+
+/// Writes a new file readable only by its owner; fails if it already exists.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io_error(path))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path))
+}
+
+/// The resolved key material.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// Master key material (wraps data keys).
+    pub master: KeyBytes,
+    /// JWT signing key.
+    pub jwt: KeyBytes,
+    /// The variables that fell back to development key files.
+    pub development: Vec<&'static str>,
+}
+
+fn parse_number<T: std::str::FromStr>(var: &'static str, text: &str) -> Result<T, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| invalid(var, format!("{text:?} is not a valid number")))
+}
+
+/// Parses `900`, `900s`, `15m`, `1h` or `1d`.
+pub fn parse_duration(var: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = digits.parse().map_err(|_| {
+        invalid(
+            var,
+            format!("{text:?} is not a duration like 900, 90s, 15m, 1h or 1d"),
+        )
+    })?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(invalid(
+                var,
+                format!("{text:?} has an unknown unit (use s, m, h or d)"),
+            ));
+        }
+    };
+    value
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| invalid(var, "is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.host, "127.0.0.1");
+        assert_eq!(config.port, 49999);
+        assert_eq!(config.data_dir, PathBuf::from("./safebox-data"));
+        assert_eq!(
+            config.effective_database_url(),
+            "sqlite://./safebox-data/safebox.db"
+        );
+        assert_eq!(config.bcrypt_cost, 12);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.password_min_length, 12);
+        assert_eq!(config.log, "info");
+        assert!(config.master_key.is_none() && config.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let key = STANDARD.encode([9_u8; 40]);
+        let config = from(&[
+            ("SAFEBOX_HOST", "0.0.0.0"),
+            ("SAFEBOX_PORT", "8080"),
+            ("SAFEBOX_DATA_DIR", "/var/lib/safebox"),
+            ("SAFEBOX_DATABASE_URL", "sqlite:///tmp/x.db"),
+            ("SAFEBOX_MASTER_KEY", &key),
+            ("SAFEBOX_JWT_SECRET", &key),
+            ("SAFEBOX_BCRYPT_COST", "4"),
+            ("SAFEBOX_ACCESS_TOKEN_TTL", "1h"),
+            ("SAFEBOX_PASSWORD_MIN_LENGTH", "16"),
+            ("SAFEBOX_LOG", "debug"),
+            ("SAFEBOX_DB_POOL_SIZE", "3"),
+            ("SAFEBOX_DB_TIMEOUT", "500"),
+            ("SAFEBOX_HASH_WORKERS", "5"),
+            ("SAFEBOX_HASH_QUEUE", "0"),
+            ("SAFEBOX_WORKERS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(config.host, "0.0.0.0");
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.effective_database_url(), "sqlite:///tmp/x.db");
+        assert_eq!(config.master_key.unwrap().expose(), &[9_u8; 40]);
+        assert_eq!(config.bcrypt_cost, 4);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(3600));
+        assert_eq!(config.password_min_length, 16);
+        assert_eq!(config.log, "debug");
+        assert_eq!(config.db_pool_size, 3);
+        assert_eq!(config.db_timeout, Duration::from_secs(500));
+        assert_eq!(
+            (config.hash_workers, config.hash_queue, config.workers),
+            (5, 0, 7)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_never_echo_a_key() {
+        let short = STANDARD.encode([1_u8; 31]);
+        let err = from(&[("SAFEBOX_MASTER_KEY", &short)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("SAFEBOX_MASTER_KEY: must be base64 of at least 32 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains(&short));
+        let err = from(&[("SAFEBOX_JWT_SECRET", "not base64!!")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "SAFEBOX_JWT_SECRET: is not valid base64");
+        for (var, value) in [
+            ("SAFEBOX_PORT", "70000"),
+            ("SAFEBOX_BCRYPT_COST", "3"),
+            ("SAFEBOX_BCRYPT_COST", "32"),
+            ("SAFEBOX_ACCESS_TOKEN_TTL", "15 minutes"),
+            ("SAFEBOX_ACCESS_TOKEN_TTL", "0"),
+            ("SAFEBOX_PASSWORD_MIN_LENGTH", "73"),
+            ("SAFEBOX_DB_POOL_SIZE", "0"),
+            ("SAFEBOX_WORKERS", "-1"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}={value} gave {err}");
+        }
+    }
+
+    #[test]
+    fn development_keys_are_generated_once_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::defaults(dir.path().join("data"));
+        let first = config.resolve_keys().unwrap();
+        assert_eq!(
+            first.development,
+            ["SAFEBOX_MASTER_KEY", "SAFEBOX_JWT_SECRET"]
+        );
+        assert_ne!(first.master.expose(), first.jwt.expose());
+        let second = config.resolve_keys().unwrap();
+        assert_eq!(first.master.expose(), second.master.expose());
+        assert_eq!(first.jwt.expose(), second.jwt.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for file in ["master.key", "jwt.key"] {
+                let mode = fs::metadata(config.data_dir.join(file))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{file}");
+            }
+            let mode = fs::metadata(&config.data_dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let mut explicit = config.clone();
+        explicit.master_key = Some(KeyBytes::new(vec![3; 32]).unwrap());
+        explicit.jwt_secret = Some(KeyBytes::new(vec![4; 32]).unwrap());
+        assert!(explicit.resolve_keys().unwrap().development.is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_key_file_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("master.key"), "c2hvcnQ=").unwrap();
+        let err = Config::defaults(dir.path())
+            .resolve_keys()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("SAFEBOX_MASTER_KEY: development key file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn key_debug_is_redacted() {
+        let key = KeyBytes::new(vec![0xAB; 32]).unwrap();
+        assert_eq!(format!("{key:?}"), "KeyBytes(<redacted>)");
+        let mut config = Config::defaults("x");
+        config.master_key = Some(key);
+        assert!(!format!("{config:?}").contains("171"));
+    }
+}

@@ -1,0 +1,3 @@
+pub mod cipher;
+pub mod hasher;
+pub mod tokens;

@@ -1,0 +1,183 @@
+//! diesel + r2d2 on SQLite: the connection pool, migrations and repositories.
+
+mod schema;
+mod secrets;
+mod users;
+
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel::connection::SimpleConnection as _;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use safebox_domain::{BoxError, RepoError};
+
+pub use secrets::DieselSecretRepository;
+pub use users::DieselUserRepository;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// How long SQLite waits on a lock held by another connection before giving up.
+const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// A pool of database connections shared by the repositories.
+pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
+type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// The database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL's scheme is not one this build serves.
+    #[error("SAFEBOX_DATABASE_URL: {0}")]
+    UnsupportedUrl(String),
+    /// The pool could not open a working connection.
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] BoxError),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[source] BoxError),
+}
+
+/// Resolves a database URL to an SQLite file path: `sqlite://PATH` or a bare path.
+pub fn sqlite_path(url: &str) -> Result<String, DbError> {
+    let path = if let Some(path) = url.strip_prefix("sqlite://") {
+        path
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        path
+    } else if url.starts_with("mysql://") {
+        return Err(DbError::UnsupportedUrl(
+            "mysql:// URLs need a safebox built with the `mysql` feature".to_owned(),
+        ));
+    } else if let Some((scheme, _)) = url.split_once("://") {
+        return Err(DbError::UnsupportedUrl(format!(
+            "unsupported scheme {scheme:?}; use sqlite://PATH or a file path"
+        )));
+    } else {
+        url
+    };
+    if path.is_empty() || path == ":memory:" {
+        return Err(DbError::UnsupportedUrl(
+            "an SQLite file path is required (in-memory databases are not shared by a pool)"
+                .to_owned(),
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+/// Applies safebox's SQLite settings to every pooled connection.
+#[derive(Debug, Clone, Copy)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // synchronous=FULL: a commit returns only after the WAL is fsynced, so every
+        // acknowledged write survives a power cut, not just a process crash.
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;"
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Opens a connection pool on `url`. Fails fast if no connection can be made.
+pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<DbPool, DbError> {
+    let path = sqlite_path(url)?;
+    Pool::builder()
+        .max_size(pool_size)
+        .connection_timeout(timeout)
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(ConnectionManager::<SqliteConnection>::new(path))
+        .map_err(|err| DbError::Connect(Box::new(err)))
+}
+
+/// Applies every pending migration; returns the versions applied.
+pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
+    let mut conn = pool.get().map_err(|err| DbError::Connect(Box::new(err)))?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(DbError::Migration)?;
+    Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+fn checkout(pool: &DbPool) -> Result<Conn, RepoError> {
+    pool.get()
+        .map_err(|err| RepoError::Unavailable(Box::new(err)))
+}
+
+/// Maps a diesel error to the port's error: a locked or busy database is
+/// `Unavailable` (retrying later may work), anything else `Internal`.
+fn repo_error(err: DieselError) -> RepoError {
+    match &err {
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) if is_busy(info.message()) => {
+            RepoError::Unavailable(Box::new(err))
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+            RepoError::Unavailable(Box::new(err))
+        }
+        _ => RepoError::Internal(Box::new(err)),
+    }
+}
+
+fn is_busy(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_resolve_to_paths_or_clear_errors() {
+        assert_eq!(sqlite_path("sqlite://./data/x.db").unwrap(), "./data/x.db");
+        assert_eq!(sqlite_path("sqlite:///var/x.db").unwrap(), "/var/x.db");
+        assert_eq!(sqlite_path("/var/x.db").unwrap(), "/var/x.db");
+        assert_eq!(sqlite_path("x.db").unwrap(), "x.db");
+        let err = sqlite_path("mysql://root@127.0.0.1/test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`mysql` feature"), "{err}");
+        let err = sqlite_path("postgres://x/y").unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme \"postgres\""), "{err}");
+        assert!(sqlite_path("sqlite://:memory:").is_err());
+        assert!(sqlite_path("").is_err());
+    }
+
+    #[test]
+    fn every_connection_gets_the_pragmas() {
+        use diesel::sql_types::{BigInt, Text};
+        use diesel::{QueryableByName, RunQueryDsl};
+
+        #[derive(QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = Text)]
+            journal_mode: String,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("p.db").display().to_string();
+        let pool = connect(&url, 2, Duration::from_secs(2)).unwrap();
+        let mut a = pool.get().unwrap();
+        let mut b = pool.get().unwrap();
+        for conn in [&mut a, &mut b] {
+            let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+                .get_result(&mut **conn)
+                .unwrap();
+            assert_eq!(mode.journal_mode, "wal");
+            for (pragma, expected) in [
+                ("foreign_keys", 1),
+                ("synchronous", 2),
+                ("busy_timeout", 5000),
+            ] {
+                let value: i64 = diesel::select(diesel::dsl::sql::<BigInt>(&format!(
+                    "(SELECT * FROM pragma_{pragma})"
+                )))
+                .get_result(&mut **conn)
+                .unwrap();
+                assert_eq!(value, expected, "{pragma}");
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+// The tables of migrations/sqlite, written by hand to match them.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    data_keys (user_id) {
+        user_id -> Text,
+        id -> Text,
+        master_key_id -> Text,
+        wrapped_key -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    secrets (user_id, name) {
+        user_id -> Text,
+        name -> Text,
+        key_id -> Text,
+        ciphertext -> Binary,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(data_keys -> users (user_id));
+diesel::joinable!(secrets -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, data_keys, secrets);

@@ -1,0 +1,172 @@
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use safebox_domain::ports::{CreateUserError, UserRepository};
+use safebox_domain::{
+    DataKeyId, Email, KeyId, NewUser, PasswordHash, RepoError, SealedData, Timestamp, User, UserId,
+    Username, WrappedDataKey,
+};
+
+use super::schema::{data_keys, users};
+use super::{DbPool, checkout, repo_error};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: String,
+    password_hash: String,
+    created_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = data_keys)]
+struct DataKeyRow {
+    user_id: String,
+    id: String,
+    master_key_id: String,
+    wrapped_key: Vec<u8>,
+    created_at: i64,
+}
+
+/// Parses a column that the application wrote; failure means corrupt data.
+fn parse_uuid(text: &str, column: &str) -> Result<uuid::Uuid, RepoError> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|err| RepoError::internal(format!("corrupt {column} {text:?}: {err}")))
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = RepoError;
+
+    fn try_from(row: UserRow) -> Result<Self, RepoError> {
+        let corrupt =
+            |column: &str, err| RepoError::internal(format!("corrupt users.{column}: {err}"));
+        Ok(User {
+            id: UserId(parse_uuid(&row.id, "users.id")?),
+            username: Username::parse(&row.username).map_err(|e| corrupt("username", e))?,
+            email: Email::parse(&row.email).map_err(|e| corrupt("email", e))?,
+            password_hash: PasswordHash(row.password_hash),
+            created_at: Timestamp(row.created_at),
+        })
+    }
+}
+
+impl TryFrom<DataKeyRow> for WrappedDataKey {
+    type Error = RepoError;
+
+    fn try_from(row: DataKeyRow) -> Result<Self, RepoError> {
+        Ok(WrappedDataKey {
+            id: DataKeyId(parse_uuid(&row.id, "data_keys.id")?),
+            sealed: SealedData {
+                key_id: KeyId(row.master_key_id),
+                bytes: row.wrapped_key,
+            },
+        })
+    }
+}
+
+/// [`UserRepository`] on diesel.
+#[derive(Clone)]
+pub struct DieselUserRepository {
+    pool: DbPool,
+}
+
+impl DieselUserRepository {
+    /// A repository on `pool`.
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    fn find_one(
+        &self,
+        filter: impl FnOnce(
+            users::BoxedQuery<'static, diesel::sqlite::Sqlite>,
+        ) -> users::BoxedQuery<'static, diesel::sqlite::Sqlite>,
+    ) -> Result<Option<User>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        filter(users::table.into_boxed())
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .optional()
+            .map_err(repo_error)?
+            .map(User::try_from)
+            .transpose()
+    }
+}
+
+/// Tells which unique index a violation hit from SQLite's message
+/// ("UNIQUE constraint failed: users.email").
+fn duplicate(err: DieselError) -> CreateUserError {
+    match &err {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            let message = info.message();
+            if message.contains("email") {
+                CreateUserError::EmailTaken
+            } else if message.contains("username") {
+                CreateUserError::UsernameTaken
+            } else {
+                CreateUserError::Repository(repo_error(err))
+            }
+        }
+        _ => CreateUserError::Repository(repo_error(err)),
+    }
+}
+
+impl UserRepository for DieselUserRepository {
+    fn create(&self, new_user: &NewUser) -> Result<(), CreateUserError> {
+        let user = &new_user.user;
+        let key = &new_user.data_key;
+        let user_row = UserRow {
+            id: user.id.to_string(),
+            username: user.username.as_str().to_owned(),
+            email: user.email.as_str().to_owned(),
+            password_hash: user.password_hash.0.clone(),
+            created_at: user.created_at.as_secs(),
+        };
+        let key_row = DataKeyRow {
+            user_id: user.id.to_string(),
+            id: key.id.0.to_string(),
+            master_key_id: key.sealed.key_id.0.clone(),
+            wrapped_key: key.sealed.bytes.clone(),
+            created_at: user.created_at.as_secs(),
+        };
+        let mut conn = checkout(&self.pool)?;
+        conn.immediate_transaction(|conn| {
+            diesel::insert_into(users::table)
+                .values(&user_row)
+                .execute(conn)?;
+            diesel::insert_into(data_keys::table)
+                .values(&key_row)
+                .execute(conn)?;
+            Ok(())
+        })
+        .map_err(duplicate)
+    }
+
+    fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
+        let email = email.as_str().to_owned();
+        self.find_one(|query| query.filter(users::email.eq(email)))
+    }
+
+    fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError> {
+        let username = username.as_str().to_owned();
+        self.find_one(|query| query.filter(users::username.eq(username)))
+    }
+
+    fn find_by_id(&self, id: &UserId) -> Result<Option<User>, RepoError> {
+        let id = id.to_string();
+        self.find_one(|query| query.filter(users::id.eq(id)))
+    }
+
+    fn data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        data_keys::table
+            .filter(data_keys::user_id.eq(owner.to_string()))
+            .select(DataKeyRow::as_select())
+            .first(&mut conn)
+            .optional()
+            .map_err(repo_error)?
+            .map(WrappedDataKey::try_from)
+            .transpose()
+    }
+}

@@ -1,0 +1,20 @@
+//! # safebox-infra
+//!
+//! Adapters for the ports of `safebox-domain`, named by the technology they use:
+//! [`DieselUserRepository`] and [`DieselSecretRepository`] (diesel + r2d2 on SQLite),
+//! [`BcryptPasswordHasher`], [`AesGcmSecretCipher`] (AES-256-GCM envelope
+//! encryption), [`JwtTokenIssuer`] (HS256 JWTs) and [`SystemClock`]; plus loading the
+//! [`Config`] and the key material.
+#![forbid(unsafe_code)]
+
+mod clock;
+pub mod config;
+mod crypto;
+pub mod db;
+
+pub use clock::SystemClock;
+pub use config::{Config, ConfigError, KeyBytes, Keys};
+pub use crypto::cipher::{AesGcmSecretCipher, MasterKey};
+pub use crypto::hasher::BcryptPasswordHasher;
+pub use crypto::tokens::{JwtTokenIssuer, TOKEN_AUDIENCE, TOKEN_ISSUER};
+pub use db::{DbPool, DieselSecretRepository, DieselUserRepository};
