@@ -1,1 +1,22 @@
+//! # safebox-api
+//!
+//! The HTTP face of safebox: actix-web handlers that stay thin (extract, convert to
+//! domain types, run one use case off the async workers, respond), the [`AuthUser`]
+//! and [`JsonBody`] extractors, [`ApiError`] (every domain error mapped to a status
+//! with no catch-all), and [`Application`], which wires the adapters together.
+#![forbid(unsafe_code)]
 
+mod error;
+mod extract;
+mod handlers;
+mod hashing;
+mod routes;
+mod startup;
+mod state;
+
+pub use error::ApiError;
+pub use extract::{AuthUser, JsonBody, MAX_JSON_BODY_BYTES};
+pub use hashing::{HashingPool, PoolError};
+pub use routes::{ApiRoute, api_routes};
+pub use startup::{Application, StartupError};
+pub use state::AppState;

@@ -1,0 +1,244 @@
+use std::future::{Ready, ready};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::{BytesMut, Data};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
+use futures_util::StreamExt as _;
+use safebox_domain::ValidationError;
+use safebox_domain::usecases::Principal;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The largest JSON request body accepted; larger ones get 413.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+/// The caller, authenticated by an `Authorization: Bearer <token>` header.
+///
+/// Extraction fails with 401 `Not authorized` (and `WWW-Authenticate: Bearer`) when
+/// the header is missing or malformed, or the token is forged, expired or otherwise
+/// invalid. Tokens are only ever read from this header, never from the URL.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Principal);
+
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<Data<AppState>>() else {
+            tracing::error!("AppState missing from the app");
+            return ready(Err(ApiError::Internal));
+        };
+        let result = match bearer_token(req) {
+            // One HMAC: cheap enough to run on the async worker.
+            Some(token) => state
+                .authenticate
+                .execute(token)
+                .map(AuthUser)
+                .map_err(Into::into),
+            None => Err(ApiError::NotAuthorized),
+        };
+        ready(result)
+    }
+}
+
+/// A JSON request body, deserialised into `T`.
+///
+/// Unlike `actix_web::web::Json`, every failure is a `{"detail": …}` body:
+/// - a Content-Type other than `application/json` (or `+json`): 415;
+/// - a body over [`MAX_JSON_BODY_BYTES`]: 413, detected from `Content-Length` or
+///   while reading, without buffering more than the limit;
+/// - malformed JSON: 400 `malformed JSON: …`;
+/// - a missing field or a value of the wrong type: 422 `<field>: <problem>`.
+///
+/// Error messages never include the values sent.
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    /// The deserialised body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    match req.mime_type() {
+        Ok(Some(mime)) => {
+            mime.type_() == "application"
+                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+        }
+        _ => false,
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "request body must be at most {MAX_JSON_BODY_BYTES} bytes"
+    ))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !is_json(req) {
+            return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > MAX_JSON_BODY_BYTES) {
+            return Box::pin(ready(Err(too_large())));
+        }
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body =
+                BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_JSON_BODY_BYTES));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|_| ApiError::BadRequest("could not read the request body".into()))?;
+                if body.len() + chunk.len() > MAX_JSON_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, so that malformed JSON is a 400 even when its first part would
+    // already fail the schema; skipping values allocates nothing.
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|err| ApiError::BadRequest(format!("malformed JSON: {err}")))?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ValidationError::new("body", "must be a JSON object").into());
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        ApiError::Validation(describe(&path, &err.into_inner().to_string()))
+    })
+}
+
+/// Turns a serde data error into `<field>: <problem>` without echoing the value.
+///
+/// serde reports a missing field at the parent's path with the message
+/// "missing field `name`", and a wrong type at the field's own path with
+/// "invalid type: <what was sent>, expected <what is wanted>".
+pub(crate) fn describe(path: &str, message: &str) -> ValidationError {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        let field = if path == "." || path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return ValidationError::new(known_field(field), "field required");
+    }
+    let problem = match message.split_once(", expected ") {
+        Some((_, expected)) if expected.starts_with("struct ") => {
+            "must be a JSON object".to_owned()
+        }
+        Some((_, expected)) => format!("must be {expected}"),
+        None => "has an invalid value".to_owned(),
+    };
+    let field = if path == "." || path.is_empty() {
+        "body"
+    } else {
+        path
+    };
+    ValidationError::new(known_field(field.to_owned()), problem)
+}
+
+/// Field names in validation errors are `&'static str`, and a serde path can hold
+/// map keys or indexes sent by the client; only the field names of our own request
+/// types are reported by name, anything else as "body".
+fn known_field(field: String) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "email",
+        "username",
+        "password",
+        "secret",
+        "body",
+        "name",
+        "value",
+        "metadata",
+        "current_password",
+        "new_password",
+        "refresh_token",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == field)
+        .copied()
+        .unwrap_or("body")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Sample {
+        email: String,
+        password: String,
+    }
+
+    fn detail(body: &str) -> (u16, String) {
+        let err = parse_json::<Sample>(body.as_bytes()).unwrap_err();
+        (
+            actix_web::ResponseError::status_code(&err).as_u16(),
+            err.to_string(),
+        )
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        for body in ["", "{", "{\"email\": }", "nope", "{} trailing"] {
+            let (status, detail) = detail(body);
+            assert_eq!(status, 400, "{body:?}");
+            assert!(detail.starts_with("malformed JSON: "), "{detail}");
+        }
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields_are_422_naming_the_field() {
+        assert_eq!(
+            detail(r#"{"email":"a@b.co"}"#),
+            (422, "password: field required".into())
+        );
+        assert_eq!(
+            detail(r#"{"email":5,"password":"x"}"#),
+            (422, "email: must be a string".into())
+        );
+        assert_eq!(detail("[1]"), (422, "body: must be a JSON object".into()));
+    }
+
+    #[test]
+    fn rejected_values_are_never_echoed() {
+        let (_, shown) = detail(r#"{"email":"a@b.co","password":["hunter2-secret"]}"#);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let (_, shown) = detail(r#"{"email":"a@b.co","password":123456789}"#);
+        assert!(!shown.contains("123456789"), "{shown}");
+    }
+}

@@ -1,0 +1,13 @@
+use actix_web::HttpResponse;
+
+use crate::error::ApiError;
+
+/// Any path safebox does not serve.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Not found"))
+}
+
+/// A served path called with a method it does not take.
+pub fn method_not_allowed(allow: String) -> ApiError {
+    ApiError::MethodNotAllowed { allow }
+}

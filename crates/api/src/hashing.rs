@@ -1,0 +1,177 @@
+//! A fixed pool of threads for password hashing, with a bounded queue.
+//!
+//! bcrypt is deliberately slow. Run on the async workers it would stall every other
+//! request; run on an unbounded blocking pool, a login flood would queue for seconds
+//! and take memory and threads with it. This pool runs at most `workers` hashes at a
+//! time and lets at most `queue` more wait; past that, [`HashingPool::run`] refuses
+//! at once so the route can answer 503 in milliseconds.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Why a job did not run to completion.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Every worker is busy and the queue is full.
+    #[error("hashing pool saturated")]
+    Saturated,
+    /// The job panicked or the pool shut down before it ran.
+    #[error("hashing job lost (panicked or pool shut down)")]
+    Lost,
+}
+
+/// The pool. Dropping it lets the workers finish queued jobs and exit.
+pub struct HashingPool {
+    sender: Sender<Job>,
+    workers: usize,
+    queue: usize,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for HashingPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashingPool")
+            .field("workers", &self.workers)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HashingPool {
+    /// Starts `workers` threads (at least one) sharing a queue of `queue` waiting
+    /// jobs. A queue of 0 accepts a job only when a worker is idle.
+    pub fn new(workers: usize, queue: usize) -> Self {
+        let workers = workers.max(1);
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(queue);
+        for index in 0..workers {
+            let receiver = receiver.clone();
+            thread::Builder::new()
+                .name(format!("safebox-hash-{index}"))
+                .spawn(move || {
+                    for job in receiver {
+                        job();
+                    }
+                })
+                .expect("the OS refused to start a hashing thread");
+        }
+        Self {
+            sender,
+            workers,
+            queue,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Threads in the pool.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Jobs accepted and not yet finished (running or queued).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Submits `job` to the pool at once and returns a future of its result that
+    /// does not block the caller's thread. Fails at once with
+    /// [`PoolError::Saturated`] when every worker is busy and the queue is full.
+    pub fn run<F, R>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + 'static
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = InFlight(Arc::clone(&self.in_flight));
+        let wrapped: Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(job));
+            // Not in flight any more once the caller can see the result.
+            drop(guard);
+            // A panicked job drops `tx`, which the caller sees as `Lost`.
+            if let Ok(result) = result {
+                let _ = tx.send(result);
+            }
+        });
+        let submitted = match self.sender.try_send(wrapped) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(PoolError::Saturated),
+            Err(TrySendError::Disconnected(_)) => Err(PoolError::Lost),
+        };
+        async move { submitted?.await.map_err(|_| PoolError::Lost) }
+    }
+}
+
+/// Decrements the in-flight count however the job ends (ran, panicked, refused).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Barrier, mpsc};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_off_the_calling_thread() {
+        let pool = HashingPool::new(2, 4);
+        let caller = thread::current().id();
+        let (name, id) = pool
+            .run(|| {
+                (
+                    thread::current().name().map(str::to_owned),
+                    thread::current().id(),
+                )
+            })
+            .await
+            .unwrap();
+        assert_ne!(id, caller);
+        assert!(name.unwrap().starts_with("safebox-hash-"));
+        assert_eq!(pool.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let pool = HashingPool::new(1, 1);
+        let release = Arc::new(Barrier::new(2));
+        let (started_tx, started_rx) = mpsc::channel();
+        // Occupy the only worker until released.
+        let held = {
+            let release = Arc::clone(&release);
+            pool.run(move || {
+                started_tx.send(()).unwrap();
+                release.wait();
+            })
+        };
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // Fill the queue's one slot.
+        let queued = pool.run(|| 1);
+        // The next job is refused without waiting.
+        let began = Instant::now();
+        assert!(matches!(pool.run(|| 2).await, Err(PoolError::Saturated)));
+        assert!(began.elapsed() < Duration::from_millis(100));
+        release.wait();
+        held.await.unwrap();
+        assert_eq!(queued.await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_lost_but_the_worker_survives() {
+        let pool = HashingPool::new(1, 1);
+        let result = pool.run(|| -> u8 { panic!("boom") }).await;
+        assert!(matches!(result, Err(PoolError::Lost)));
+        assert_eq!(pool.run(|| 7).await.unwrap(), 7);
+        assert_eq!(pool.in_flight(), 0);
+    }
+}

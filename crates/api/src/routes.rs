@@ -1,0 +1,68 @@
+//! The route table: one list drives both what the app serves and what the openapi
+//! test compares against openapi.yaml, so the two cannot drift apart silently.
+
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, Responder, Route, web};
+
+use crate::handlers;
+
+/// One served operation: a method on a path, and its handler.
+pub struct ApiRoute {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path template as written in openapi.yaml.
+    pub path: &'static str,
+    route: Route,
+}
+
+impl ApiRoute {
+    fn new<F, Args>(method: Method, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        Self {
+            route: web::method(method.clone()).to(handler),
+            method,
+            path,
+        }
+    }
+}
+
+/// Every operation safebox serves.
+pub fn api_routes() -> Vec<ApiRoute> {
+    vec![
+        ApiRoute::new(Method::POST, "/register", handlers::register),
+        ApiRoute::new(Method::POST, "/login", handlers::login),
+        ApiRoute::new(Method::POST, "/set_secret", handlers::set_secret),
+        ApiRoute::new(Method::GET, "/get_secret", handlers::get_secret),
+    ]
+}
+
+/// Registers every route, grouped by path, each path answering 405 (with `Allow`)
+/// to the methods it does not take.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<(&'static str, Vec<ApiRoute>)> = Vec::new();
+    for route in api_routes() {
+        match paths.iter_mut().find(|(path, _)| *path == route.path) {
+            Some((_, routes)) => routes.push(route),
+            None => paths.push((route.path, vec![route])),
+        }
+    }
+    for (path, routes) in paths {
+        let allow = routes
+            .iter()
+            .map(|route| route.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let resource = routes
+            .into_iter()
+            .fold(web::resource(path), |resource, route| resource.route(route.route))
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { Err::<actix_web::HttpResponse, _>(handlers::method_not_allowed(allow)) }
+            }));
+        cfg.service(resource);
+    }
+}

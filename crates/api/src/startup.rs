@@ -1,0 +1,179 @@
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use safebox_domain::PasswordPolicy;
+use safebox_domain::ports::{
+    Clock, PasswordHasher, SecretCipher, SecretRepository, TokenIssuer, UserRepository,
+};
+use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecret};
+use safebox_infra::db::{self, DbError};
+use safebox_infra::{
+    AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselSecretRepository,
+    DieselUserRepository, JwtTokenIssuer, MasterKey, SystemClock,
+};
+use tracing_actix_web::TracingLogger;
+
+use crate::error::ApiError;
+use crate::extract::describe;
+use crate::handlers;
+use crate::hashing::HashingPool;
+use crate::routes;
+use crate::state::AppState;
+
+/// Why the application could not start. Messages name the setting at fault and
+/// never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration or key files are unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The password hasher could not be set up.
+    #[error("cannot set up password hashing: {0}")]
+    Hasher(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built safebox: the database migrated, the adapters wired, the listener bound.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Validates `config`, resolves the keys (generating development keys if none are
+    /// configured), opens and migrates the database, wires every adapter into its
+    /// use case and binds the listener. Port 0 binds a free port; see [`Self::port`].
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        config.validate()?;
+        config.ensure_data_dir()?;
+        let keys = config.resolve_keys()?;
+        for var in &keys.development {
+            tracing::warn!(
+                "{var} is not set: using a development key from {}. Set it for production.",
+                config.data_dir.display()
+            );
+        }
+        if config.bcrypt_cost < 10 {
+            tracing::warn!(
+                cost = config.bcrypt_cost,
+                "SAFEBOX_BCRYPT_COST is below 10: passwords are cheap to guess. Use only for tests."
+            );
+        }
+
+        let pool = db::connect(
+            &config.effective_database_url(),
+            config.db_pool_size,
+            config.db_timeout,
+        )?;
+        let applied = db::migrate(&pool)?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "applied database migrations");
+        }
+
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let users: Arc<dyn UserRepository> = Arc::new(DieselUserRepository::new(pool.clone()));
+        let secrets: Arc<dyn SecretRepository> = Arc::new(DieselSecretRepository::new(pool));
+        let hasher: Arc<dyn PasswordHasher> = Arc::new(
+            BcryptPasswordHasher::new(config.bcrypt_cost)
+                .map_err(|err| StartupError::Hasher(err.to_string()))?,
+        );
+        let cipher: Arc<dyn SecretCipher> =
+            Arc::new(AesGcmSecretCipher::new(MasterKey::derive(&keys.master)));
+        let tokens: Arc<dyn TokenIssuer> = Arc::new(JwtTokenIssuer::new(
+            &keys.jwt,
+            config.access_token_ttl,
+            clock.clone(),
+        ));
+
+        let state = web::Data::new(AppState {
+            register: Register::new(users.clone(), hasher.clone(), cipher.clone(), clock.clone()),
+            login: Login::new(users.clone(), hasher, tokens.clone()),
+            authenticate: Authenticate::new(tokens),
+            set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
+            get_secret: GetSecret::new(users, secrets, cipher),
+            password_policy: PasswordPolicy {
+                min_chars: config.password_min_length,
+            },
+            hashing: HashingPool::new(config.hash_workers, config.hash_queue),
+        });
+
+        let address = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(security_headers())
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    let message = match &err {
+                        actix_web::error::QueryPayloadError::Deserialize(inner) => {
+                            inner.to_string()
+                        }
+                        other => other.to_string(),
+                    };
+                    ApiError::Validation(describe(".", &message)).into()
+                }))
+                .configure(routes::configure)
+                .default_service(web::to(handlers::not_found))
+        })
+        .workers(config.workers)
+        // Slow or idle clients must not hold connections open forever (slowloris).
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(Duration::from_secs(30))
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?
+        .run();
+
+        tracing::info!(port, "safebox is listening");
+        Ok(Self { port, server })
+    }
+
+    /// The port the listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT or SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Headers on every response. API responses carry tokens, secrets and account data,
+/// so none of them may be cached, sniffed, framed or used to load anything.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Content-Security-Policy", "default-src 'none'"))
+        .add(("Cache-Control", "no-store"))
+}

@@ -1,0 +1,24 @@
+use safebox_domain::PasswordPolicy;
+use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecret};
+
+use crate::hashing::HashingPool;
+
+/// What the handlers share: the use cases (which hold the ports), the password
+/// policy and the hashing pool. Handlers see only domain types here; which adapters
+/// sit behind the ports is decided in [`crate::Application`].
+pub struct AppState {
+    /// Creates accounts.
+    pub register: Register,
+    /// Checks passwords and issues tokens.
+    pub login: Login,
+    /// Verifies bearer tokens.
+    pub authenticate: Authenticate,
+    /// Stores secrets.
+    pub set_secret: SetSecret,
+    /// Reads secrets.
+    pub get_secret: GetSecret,
+    /// The rules new passwords must meet.
+    pub password_policy: PasswordPolicy,
+    /// Where every use case that hashes a password runs.
+    pub hashing: HashingPool,
+}

@@ -1,0 +1,12 @@
+//! Black-box tests: each test starts the real application on a free port with its
+//! own fresh SQLite database and data dir, and drives it over HTTP.
+//!
+//! Set `TEST_LOG=1` to see the server's logs.
+
+mod helpers;
+
+mod login;
+mod openapi;
+mod register;
+mod secrets;
+mod storage;
