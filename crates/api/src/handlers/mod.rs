@@ -22,3 +22,6 @@ impl MessageResponse {
         Self { message }
     }
 }
+
+#[cfg(test)]
+mod tests;

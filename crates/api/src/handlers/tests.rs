@@ -1,0 +1,288 @@
+//! Handler tests over mocked ports: how each failure of an adapter reaches the
+//! client, without a database or real crypto.
+
+use std::sync::Arc;
+
+use actix_web::body::to_bytes;
+use actix_web::http::StatusCode;
+use actix_web::{App, test, web};
+use safebox_domain::ports::{
+    AccessToken, CipherError, HashError, IssuedToken, MockClock, MockPasswordHasher,
+    MockSecretCipher, MockSecretRepository, MockTokenIssuer, MockUserRepository, TokenClaims,
+    TokenError,
+};
+use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecret};
+use safebox_domain::{
+    DataKeyId, Email, KeyId, PasswordHash, PasswordPolicy, RepoError, SealedData, Secret,
+    SecretName, Timestamp, User, UserId, Username, WrappedDataKey,
+};
+use serde_json::{Value, json};
+
+use crate::hashing::HashingPool;
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(Default)]
+struct Ports {
+    users: MockUserRepository,
+    secrets: MockSecretRepository,
+    hasher: MockPasswordHasher,
+    cipher: MockSecretCipher,
+    tokens: MockTokenIssuer,
+}
+
+fn alice() -> User {
+    User {
+        id: UserId(uuid::Uuid::from_u128(1)),
+        username: Username::parse("alice").unwrap(),
+        email: Email::parse("alice@example.com").unwrap(),
+        password_hash: PasswordHash("$2b$04$hash".into()),
+        created_at: Timestamp(1),
+    }
+}
+
+impl Ports {
+    /// Ports whose token issuer accepts the bearer token "valid" as alice's.
+    fn authenticated() -> Self {
+        let mut ports = Self::default();
+        ports.tokens.expect_verify().returning(|token| {
+            if token == "valid" {
+                Ok(TokenClaims {
+                    subject: alice().id,
+                    token_id: "jti".into(),
+                    issued_at: Timestamp(1),
+                    expires_at: Timestamp(i64::MAX),
+                })
+            } else {
+                Err(TokenError::Invalid)
+            }
+        });
+        ports
+    }
+
+    fn into_state(self) -> web::Data<AppState> {
+        let users = Arc::new(self.users);
+        let secrets = Arc::new(self.secrets);
+        let hasher = Arc::new(self.hasher);
+        let cipher = Arc::new(self.cipher);
+        let tokens = Arc::new(self.tokens);
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| Timestamp(2));
+        let clock = Arc::new(clock);
+        web::Data::new(AppState {
+            register: Register::new(users.clone(), hasher.clone(), cipher.clone(), clock.clone()),
+            login: Login::new(users.clone(), hasher, tokens.clone()),
+            authenticate: Authenticate::new(tokens),
+            set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
+            get_secret: GetSecret::new(users, secrets, cipher),
+            password_policy: PasswordPolicy::default(),
+            hashing: HashingPool::new(1, 4),
+        })
+    }
+}
+
+async fn call(ports: Ports, request: test::TestRequest) -> (StatusCode, Value) {
+    let app = test::init_service(
+        App::new()
+            .app_data(ports.into_state())
+            .configure(routes::configure),
+    )
+    .await;
+    let response = test::call_service(&app, request.to_request()).await;
+    let status = response.status();
+    let bytes = to_bytes(response.into_body()).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn register_request() -> test::TestRequest {
+    test::TestRequest::post().uri("/register").set_json(json!({
+        "email": "new@example.com",
+        "username": "newbie",
+        "password": "a long enough password",
+    }))
+}
+
+fn login_request() -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/login")
+        .set_json(json!({ "email": "alice@example.com", "password": "a long enough password" }))
+}
+
+fn get_secret_request() -> test::TestRequest {
+    test::TestRequest::get()
+        .uri("/get_secret?username=alice")
+        .insert_header(("Authorization", "Bearer valid"))
+}
+
+fn data_key() -> WrappedDataKey {
+    WrappedDataKey {
+        id: DataKeyId(uuid::Uuid::from_u128(2)),
+        sealed: SealedData {
+            key_id: KeyId("mk-1".into()),
+            bytes: vec![0; 60],
+        },
+    }
+}
+
+#[actix_web::test]
+async fn an_unavailable_store_is_503_service_unavailable() {
+    let mut ports = Ports::default();
+    ports
+        .users
+        .expect_find_by_email()
+        .returning(|_| Err(RepoError::Unavailable("pool timed out".into())));
+    let (status, body) = call(ports, register_request()).await;
+    assert_eq!(status, 503);
+    assert_eq!(body, json!({ "detail": "service unavailable" }));
+}
+
+#[actix_web::test]
+async fn a_broken_store_is_an_opaque_500() {
+    let mut ports = Ports::default();
+    ports
+        .users
+        .expect_find_by_email()
+        .returning(|_| Err(RepoError::internal("disk I/O error at /var/lib/safebox")));
+    let (status, body) = call(ports, login_request()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body, json!({ "detail": "internal server error" }));
+}
+
+#[actix_web::test]
+async fn a_hashing_failure_is_an_opaque_500() {
+    let mut ports = Ports::default();
+    ports.users.expect_find_by_email().returning(|_| Ok(None));
+    ports
+        .users
+        .expect_find_by_username()
+        .returning(|_| Ok(None));
+    ports
+        .hasher
+        .expect_hash()
+        .returning(|_| Err(HashError("bcrypt exploded".into())));
+    let (status, body) = call(ports, register_request()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body, json!({ "detail": "internal server error" }));
+}
+
+#[actix_web::test]
+async fn a_token_that_cannot_be_issued_is_an_opaque_500() {
+    let mut ports = Ports::default();
+    ports
+        .users
+        .expect_find_by_email()
+        .returning(|_| Ok(Some(alice())));
+    ports.hasher.expect_verify().returning(|_, _| Ok(true));
+    ports
+        .tokens
+        .expect_issue()
+        .returning(|_| Err(TokenError::Failure("no entropy".into())));
+    let (status, body) = call(ports, login_request()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body, json!({ "detail": "internal server error" }));
+}
+
+#[actix_web::test]
+async fn login_responds_with_the_issued_token() {
+    let mut ports = Ports::default();
+    ports
+        .users
+        .expect_find_by_email()
+        .returning(|_| Ok(Some(alice())));
+    ports.hasher.expect_verify().returning(|_, _| Ok(true));
+    ports.tokens.expect_issue().returning(|_| {
+        Ok(IssuedToken {
+            token: AccessToken::new("header.payload.signature".into()),
+            expires_in: 600,
+        })
+    });
+    let (status, body) = call(ports, login_request()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({
+            "token": "header.payload.signature",
+            "message": "Login successful",
+            "token_type": "Bearer",
+            "expires_in": 600,
+        })
+    );
+}
+
+#[actix_web::test]
+async fn a_tampered_ciphertext_is_an_opaque_500_never_a_value() {
+    let mut ports = Ports::authenticated();
+    ports
+        .users
+        .expect_find_by_id()
+        .returning(|_| Ok(Some(alice())));
+    ports
+        .users
+        .expect_data_key()
+        .returning(|_| Ok(Some(data_key())));
+    ports.secrets.expect_find().returning(|owner, name| {
+        Ok(Some(Secret {
+            owner: *owner,
+            name: name.clone(),
+            sealed: SealedData {
+                key_id: KeyId("dk".into()),
+                bytes: b"garbage".to_vec(),
+            },
+            created_at: Timestamp(1),
+            updated_at: Timestamp(1),
+        }))
+    });
+    ports
+        .cipher
+        .expect_open()
+        .returning(|_, _, _, _| Err(CipherError::Integrity));
+    let (status, body) = call(ports, get_secret_request()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body, json!({ "detail": "internal server error" }));
+}
+
+#[actix_web::test]
+async fn set_secret_seals_under_the_default_name() {
+    let mut ports = Ports::authenticated();
+    ports
+        .users
+        .expect_find_by_id()
+        .returning(|_| Ok(Some(alice())));
+    ports
+        .users
+        .expect_data_key()
+        .returning(|_| Ok(Some(data_key())));
+    ports
+        .cipher
+        .expect_seal()
+        .withf(|_, owner, name, value| {
+            *owner == alice().id && *name == SecretName::default_name() && value.expose() == "v"
+        })
+        .times(1)
+        .returning(|_, _, _, _| {
+            Ok(SealedData {
+                key_id: KeyId("dk".into()),
+                bytes: vec![9],
+            })
+        });
+    ports.secrets.expect_upsert().times(1).returning(|_| Ok(()));
+    let request = test::TestRequest::post()
+        .uri("/set_secret")
+        .insert_header(("Authorization", "Bearer valid"))
+        .set_json(json!({ "username": "alice", "secret": "v" }));
+    let (status, body) = call(ports, request).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({ "message": "Secret set successfully" }));
+}
+
+#[actix_web::test]
+async fn a_refused_token_never_reaches_the_use_case() {
+    // No repository expectations: any lookup would panic the mock.
+    let ports = Ports::authenticated();
+    let request = test::TestRequest::get()
+        .uri("/get_secret?username=alice")
+        .insert_header(("Authorization", "Bearer forged"));
+    let (status, body) = call(ports, request).await;
+    assert_eq!(status, 401);
+    assert_eq!(body, json!({ "detail": "Not authorized" }));
+}
