@@ -14,13 +14,14 @@ build:
 	$(CARGO) build --release
 
 ## test: every test that needs no external service (nextest when installed)
+# Doc tests first: nextest does not run them, and its summary should close the run.
 test:
+	$(CARGO) test --workspace --doc
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
-	$(CARGO) test --workspace --doc
 
 ## fmt: format the code
 fmt:
