@@ -13,7 +13,7 @@ use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecr
 use safebox_infra::db::{self, DbError};
 use safebox_infra::{
     AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselSecretRepository,
-    DieselUserRepository, JwtTokenIssuer, MasterKey, SystemClock,
+    DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer, MasterKey, SystemClock,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -106,9 +106,10 @@ impl Application {
             authenticate: Authenticate::new(tokens),
             set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
             get_secret: GetSecret::new(users, secrets, cipher),
-            password_policy: PasswordPolicy {
-                min_chars: config.password_min_length,
-            },
+            password_policy: PasswordPolicy::new(
+                config.password_min_length,
+                Arc::new(EmbeddedBreachList::load()),
+            ),
             hashing: HashingPool::new(config.hash_workers, config.hash_queue),
         });
 
@@ -161,7 +162,8 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT or SIGTERM stop it gracefully).
+    /// Serves until the server is stopped: SIGTERM stops it gracefully (in-flight
+    /// requests get up to 10 s), SIGINT and SIGQUIT at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }

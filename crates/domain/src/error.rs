@@ -46,7 +46,7 @@ impl RepoError {
     }
 }
 
-/// Writes `len` redaction marker for Debug impls of secret-bearing types.
+/// Writes `TypeName(<redacted>)`, the Debug form of every secret-bearing type.
 pub(crate) fn redacted(f: &mut fmt::Formatter<'_>, type_name: &str) -> fmt::Result {
     write!(f, "{type_name}(<redacted>)")
 }

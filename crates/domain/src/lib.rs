@@ -22,7 +22,10 @@ mod user;
 
 pub use crypto::{DataKeyId, KeyId, SealedData, WrappedDataKey};
 pub use error::{BoxError, RepoError, ValidationError};
-pub use password::{Password, PasswordAttempt, PasswordHash, PasswordPolicy};
+pub use password::{
+    MAX_PASSWORD_BYTES, Password, PasswordAttempt, PasswordHash, PasswordOwner, PasswordPolicy,
+    breach_key,
+};
 pub use secret::{MAX_SECRET_BYTES, Secret, SecretName, SecretValue};
 pub use time::Timestamp;
 pub use user::{Email, NewUser, User, UserId, Username};

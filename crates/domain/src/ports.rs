@@ -89,6 +89,14 @@ pub trait PasswordHasher: Send + Sync {
     fn dummy_hash(&self) -> PasswordHash;
 }
 
+/// A list of known breached or very common passwords.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait BreachedPasswords: Send + Sync {
+    /// MUST return `true` if the password whose [`crate::breach_key`] is `key` is on
+    /// the list. MUST NOT do network I/O: it runs inline on request threads.
+    fn contains(&self, key: &str) -> bool;
+}
+
 /// Why a cipher operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CipherError {

@@ -7,11 +7,13 @@
 //! [`Config`] and the key material.
 #![forbid(unsafe_code)]
 
+mod breach;
 mod clock;
 pub mod config;
 mod crypto;
 pub mod db;
 
+pub use breach::EmbeddedBreachList;
 pub use clock::SystemClock;
 pub use config::{Config, ConfigError, KeyBytes, Keys};
 pub use crypto::cipher::{AesGcmSecretCipher, MasterKey};

@@ -52,7 +52,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let config = Config::from_env()?;
-            init_logging(&config.log);
+            init_logging(&config.log)?;
             config.ensure_data_dir()?;
             let pool = db::connect(
                 &config.effective_database_url(),
@@ -69,7 +69,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let config = Config::from_env()?;
-            init_logging(&config.log);
+            init_logging(&config.log)?;
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(config).await?;
                 app.run_until_stopped().await.context("server failed")
@@ -78,13 +78,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|err| {
-        eprintln!("safebox: SAFEBOX_LOG {filter:?} is invalid ({err}); using \"info\"");
-        EnvFilter::new("info")
-    });
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|err| anyhow::anyhow!("SAFEBOX_LOG: {filter:?} is not a valid filter ({err})"))?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    Ok(())
 }

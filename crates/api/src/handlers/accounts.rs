@@ -1,6 +1,6 @@
 use actix_web::{HttpResponse, web};
 use safebox_domain::usecases::{LoginCommand, LoginIdentifier, RegisterCommand};
-use safebox_domain::{Email, PasswordAttempt, Username, ValidationError};
+use safebox_domain::{Email, PasswordAttempt, PasswordOwner, Username, ValidationError};
 use serde::{Deserialize, Serialize};
 
 use super::MessageResponse;
@@ -39,10 +39,19 @@ pub async fn register(
     body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let email = Email::parse(&body.email)?;
+    let username = Username::parse(&body.username)?;
+    let password = state.password_policy.check(
+        body.password,
+        PasswordOwner {
+            username: &username,
+            email: Some(&email),
+        },
+    )?;
     let command = RegisterCommand {
-        email: Email::parse(&body.email)?,
-        username: Username::parse(&body.username)?,
-        password: state.password_policy.parse(body.password)?,
+        email,
+        username,
+        password,
     };
     let shared = state.clone();
     state

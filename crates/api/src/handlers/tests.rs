@@ -75,7 +75,7 @@ impl Ports {
             authenticate: Authenticate::new(tokens),
             set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
             get_secret: GetSecret::new(users, secrets, cipher),
-            password_policy: PasswordPolicy::default(),
+            password_policy: PasswordPolicy::without_breach_list(12),
             hashing: HashingPool::new(1, 4),
         })
     }

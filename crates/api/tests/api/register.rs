@@ -193,3 +193,63 @@ async fn a_chunked_body_over_64_kib_is_413_too() {
         .unwrap();
     assert_eq!(response.status(), 413);
 }
+
+#[tokio::test]
+async fn each_password_rule_is_a_422_naming_the_rule() {
+    let app = spawn_app().await;
+    let cases = [
+        ("short", "password: must be at least 12 characters"),
+        (
+            "qwertyuiopasdfgh",
+            "password: is too common: it appears in lists of breached passwords",
+        ),
+        (
+            "QWERTY123456",
+            "password: is too common: it appears in lists of breached passwords",
+        ),
+        (
+            "all about Carol99 here",
+            "password: must not contain the username",
+        ),
+        (
+            "carol.smith likes tea",
+            "password: must not contain the email address",
+        ),
+    ];
+    for (password, expected) in cases {
+        let response = app
+            .register("carol.smith@example.com", "carol99", password)
+            .await;
+        assert_eq!(detail(response, 422).await, expected, "{password:?}");
+    }
+    // The same account with a password that breaks no rule.
+    let response = app
+        .register(
+            "carol.smith@example.com",
+            "carol99",
+            "violet anchor mumbles",
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn passwords_are_nfkc_normalised_before_hashing() {
+    let app = spawn_app().await;
+    // Registered with a precomposed "é", logged in with "e" + combining accent.
+    let response = app
+        .register(
+            "nfkc@example.com",
+            "nfkc",
+            "caf\u{e9} au lait, s'il vous pla\u{ee}t",
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let response = app
+        .login(&json!({
+            "email": "nfkc@example.com",
+            "password": "cafe\u{301} au lait, s'il vous plai\u{302}t",
+        }))
+        .await;
+    assert_eq!(response.status(), 200);
+}

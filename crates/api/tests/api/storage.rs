@@ -19,7 +19,7 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn no_password_or_secret_is_stored_in_plain_text() {
     let app = spawn_app().await;
     let secret = "PLAINTEXT-CANARY-secret-7d1f0c";
-    let password = "PLAINTEXT-CANARY-password-93ab";
+    let password = "PLAINTEXT-needle-password-93ab";
     assert_eq!(
         app.register("canary@example.com", "canary", password)
             .await
@@ -47,7 +47,7 @@ async fn no_password_or_secret_is_stored_in_plain_text() {
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
         scanned += bytes.len();
-        for needle in [secret, password, PASSWORD, "CANARY"] {
+        for needle in [secret, password, PASSWORD, "CANARY", "needle-password"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
                 "{needle:?} found in {}",
@@ -65,4 +65,31 @@ async fn no_password_or_secret_is_stored_in_plain_text() {
         .flat_map(|f| std::fs::read(f).unwrap())
         .collect();
     assert!(all.windows(6).any(|w| w == b"canary"));
+}
+
+#[tokio::test]
+async fn without_configured_keys_the_app_generates_private_development_keys() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.master_key = None;
+        config.jwt_secret = None;
+    })
+    .await;
+    // The app works end to end on the generated keys.
+    let token = app.user_with_token("devkeys").await;
+    assert_eq!(app.set_secret(&token, "devkeys", "v").await.status(), 200);
+    assert_eq!(app.get_secret(&token, "devkeys").await.status(), 200);
+    for file in ["master.key", "jwt.key"] {
+        let path = app.data_dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            safebox_infra::KeyBytes::from_base64(&text).is_ok(),
+            "{file}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
 }

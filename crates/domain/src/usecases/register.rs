@@ -103,14 +103,20 @@ mod tests {
     use super::*;
     use crate::ports::{MockClock, MockPasswordHasher, MockSecretCipher, MockUserRepository};
     use crate::usecases::fixtures::{boom, data_key, user};
-    use crate::{PasswordHash, PasswordPolicy, Timestamp};
+    use crate::{PasswordHash, PasswordOwner, PasswordPolicy, Timestamp};
 
     fn command() -> RegisterCommand {
         RegisterCommand {
             email: Email::parse("new@example.com").unwrap(),
             username: Username::parse("newbie").unwrap(),
-            password: PasswordPolicy::default()
-                .parse("a long enough password".into())
+            password: PasswordPolicy::without_breach_list(12)
+                .check(
+                    "a long enough password".into(),
+                    PasswordOwner {
+                        username: &Username::parse("newbie").unwrap(),
+                        email: None,
+                    },
+                )
                 .unwrap(),
         }
     }

@@ -76,14 +76,24 @@ impl PasswordHasher for BcryptPasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use safebox_domain::PasswordPolicy;
+    use safebox_domain::{PasswordOwner, PasswordPolicy, Username};
 
     #[test]
     fn verifies_the_right_password_only_and_never_truncates() {
         let hasher = BcryptPasswordHasher::new(4).unwrap();
         let password = "p".repeat(72);
         let hash = hasher
-            .hash(&PasswordPolicy::default().parse(password.clone()).unwrap())
+            .hash(
+                &PasswordPolicy::without_breach_list(12)
+                    .check(
+                        password.clone(),
+                        PasswordOwner {
+                            username: &Username::parse("someone").unwrap(),
+                            email: None,
+                        },
+                    )
+                    .unwrap(),
+            )
             .unwrap();
         assert!(hash.0.starts_with("$2b$04$"));
         assert!(!hash.0.contains(&password));

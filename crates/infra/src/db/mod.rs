@@ -47,7 +47,7 @@ pub fn sqlite_path(url: &str) -> Result<String, DbError> {
         path
     } else if url.starts_with("mysql://") {
         return Err(DbError::UnsupportedUrl(
-            "mysql:// URLs need a safebox built with the `mysql` feature".to_owned(),
+            "MySQL is not supported by this build yet; use sqlite://PATH".to_owned(),
         ));
     } else if let Some((scheme, _)) = url.split_once("://") {
         return Err(DbError::UnsupportedUrl(format!(
@@ -139,7 +139,7 @@ mod tests {
         let err = sqlite_path("mysql://root@127.0.0.1/test")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`mysql` feature"), "{err}");
+        assert!(err.contains("MySQL is not supported"), "{err}");
         let err = sqlite_path("postgres://x/y").unwrap_err().to_string();
         assert!(err.contains("unsupported scheme \"postgres\""), "{err}");
         assert!(sqlite_path("sqlite://:memory:").is_err());
