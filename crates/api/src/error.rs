@@ -36,6 +36,14 @@ pub enum ApiError {
     /// 413 with a message for the client.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 429 with `Retry-After`: a rate limit or an account lockout.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// What was limited.
+        detail: &'static str,
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// 415: a JSON route was sent something else.
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
@@ -67,6 +75,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +90,11 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             Self::MethodNotAllowed { allow } => {
                 if let Ok(value) = HeaderValue::from_str(allow) {
@@ -155,6 +169,10 @@ impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
             LoginError::InvalidCredentials => Self::InvalidCredentials,
+            LoginError::Locked { retry_after_secs } => Self::TooManyRequests {
+                detail: "Too many failed login attempts; try again later",
+                retry_after_secs,
+            },
             LoginError::Hashing(_) | LoginError::Token(_) => Self::internal("login failed", &err),
             LoginError::Repository(err) => err.into(),
         }
@@ -263,6 +281,14 @@ mod tests {
         assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
         let (_, _, headers) = render(ApiError::Unavailable).await;
         assert_eq!(headers.get("retry-after").unwrap(), "1");
+        let (status, body, headers) = render(ApiError::TooManyRequests {
+            detail: "slow down",
+            retry_after_secs: 42,
+        })
+        .await;
+        assert_eq!(status, 429);
+        assert_eq!(body, serde_json::json!({ "detail": "slow down" }));
+        assert_eq!(headers.get("retry-after").unwrap(), "42");
         let (_, _, headers) = render(ApiError::InvalidCredentials).await;
         assert!(headers.get("www-authenticate").is_none());
     }
@@ -278,6 +304,15 @@ mod tests {
         assert_eq!(status(RegisterError::Repository(unavailable()).into()), 503);
         assert_eq!(status(RegisterError::Repository(internal()).into()), 500);
         assert_eq!(status(LoginError::InvalidCredentials.into()), 401);
+        assert_eq!(
+            status(
+                LoginError::Locked {
+                    retry_after_secs: 9
+                }
+                .into()
+            ),
+            429
+        );
         assert_eq!(status(LoginError::Repository(unavailable()).into()), 503);
         assert_eq!(status(AuthenticateError::ExpiredToken.into()), 401);
         assert_eq!(status(SetSecretError::NotAuthorized.into()), 401);

@@ -1,4 +1,5 @@
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
@@ -8,6 +9,7 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use futures_util::StreamExt as _;
 use safebox_domain::ValidationError;
 use safebox_domain::usecases::Principal;
+use safebox_infra::ClientIpSource;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -50,6 +52,86 @@ impl FromRequest for AuthUser {
             None => Err(ApiError::NotAuthorized),
         };
         ready(result)
+    }
+}
+
+/// The client's IP address, from the source the operator configured
+/// (`SAFEBOX_CLIENT_IP_SOURCE`): the TCP peer by default, or the `X-Forwarded-For`
+/// entry written by the outermost trusted proxy. Falls back to the peer when the
+/// header is missing or malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    /// Reads the client IP of `req` according to `source`.
+    pub fn of(req: &HttpRequest, source: ClientIpSource) -> Self {
+        let peer = req.peer_addr().map(|addr| addr.ip());
+        let forwarded = match source {
+            ClientIpSource::Peer => None,
+            ClientIpSource::XForwardedFor { hops } => forwarded_for(req, hops),
+        };
+        Self(forwarded.or(peer))
+    }
+}
+
+/// The `hops`-th entry from the right of all `X-Forwarded-For` headers: the address
+/// the outermost trusted proxy saw. Entries further left were written by the client
+/// and cannot be trusted.
+fn forwarded_for(req: &HttpRequest, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    let index = entries.len().checked_sub(hops)?;
+    entries[index].parse().ok()
+}
+
+impl FromRequest for ClientIp {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let source = req
+            .app_data::<Data<AppState>>()
+            .map_or(ClientIpSource::Peer, |state| state.client_ip);
+        ready(Ok(Self::of(req, source)))
+    }
+}
+
+/// A guard for the credential routes: takes one token from the client IP's bucket,
+/// or fails with 429 and `Retry-After`. Listed before the body in a handler's
+/// arguments, so a limited client costs no parsing and no hashing.
+#[derive(Debug, Clone, Copy)]
+pub struct IpRateLimit;
+
+impl FromRequest for IpRateLimit {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<Data<AppState>>() else {
+            tracing::error!("AppState missing from the app");
+            return ready(Err(ApiError::Internal));
+        };
+        let Some(limiter) = &state.ip_limiter else {
+            return ready(Ok(Self));
+        };
+        let ClientIp(ip) = ClientIp::of(req, state.client_ip);
+        let key = ip.map_or_else(|| "ip:unknown".to_owned(), |ip| format!("ip:{ip}"));
+        ready(match limiter.acquire(&key) {
+            Ok(None) => Ok(Self),
+            Ok(Some(retry_after_secs)) => {
+                tracing::info!(client_ip = %key, "client IP rate limit reached");
+                Err(ApiError::TooManyRequests {
+                    detail: "Too many requests from this address; try again later",
+                    retry_after_secs,
+                })
+            }
+            Err(err) => Err(err.into()),
+        })
     }
 }
 

@@ -5,13 +5,17 @@
 //! and take memory and threads with it. This pool runs at most `workers` hashes at a
 //! time and lets at most `queue` more wait; past that, [`HashingPool::run`] refuses
 //! at once so the route can answer 503 in milliseconds.
+//!
+//! Admission is counted, not left to the channel: a job is admitted while fewer
+//! than `workers + queue` jobs are running or waiting. (A rendezvous channel would
+//! refuse work in the instant a worker is between two jobs.)
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -31,6 +35,7 @@ pub struct HashingPool {
     sender: Sender<Job>,
     workers: usize,
     queue: usize,
+    /// Jobs admitted and not finished; never above `workers + queue`.
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -44,11 +49,12 @@ impl std::fmt::Debug for HashingPool {
 }
 
 impl HashingPool {
-    /// Starts `workers` threads (at least one) sharing a queue of `queue` waiting
-    /// jobs. A queue of 0 accepts a job only when a worker is idle.
+    /// Starts `workers` threads (at least one) and lets `queue` more jobs wait. A
+    /// queue of 0 admits a job only when a worker is free.
     pub fn new(workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
-        let (sender, receiver) = crossbeam_channel::bounded::<Job>(queue);
+        // Unbounded, because admission in `run` already bounds what is sent.
+        let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
         for index in 0..workers {
             let receiver = receiver.clone();
             thread::Builder::new()
@@ -75,7 +81,7 @@ impl HashingPool {
 
     /// Jobs accepted and not yet finished (running or queued).
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Submits `job` to the pool at once and returns a future of its result that
@@ -86,22 +92,33 @@ impl HashingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        let limit = self.workers + self.queue;
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < limit).then_some(count + 1)
+            })
+            .is_ok();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let guard = InFlight(Arc::clone(&self.in_flight));
-        let wrapped: Job = Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(job));
-            // Not in flight any more once the caller can see the result.
-            drop(guard);
-            // A panicked job drops `tx`, which the caller sees as `Lost`.
-            if let Ok(result) = result {
-                let _ = tx.send(result);
-            }
-        });
-        let submitted = match self.sender.try_send(wrapped) {
-            Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => Err(PoolError::Saturated),
-            Err(TrySendError::Disconnected(_)) => Err(PoolError::Lost),
+        let submitted = if admitted {
+            let guard = InFlight(Arc::clone(&self.in_flight));
+            let wrapped: Job = Box::new(move || {
+                let result = catch_unwind(AssertUnwindSafe(job));
+                // Not in flight any more once the caller can see the result.
+                drop(guard);
+                // A panicked job drops `tx`, which the caller sees as `Lost`.
+                if let Ok(result) = result {
+                    let _ = tx.send(result);
+                }
+            });
+            // Sending fails only once every worker has exited; the job (and its
+            // guard) is dropped with the error.
+            self.sender
+                .send(wrapped)
+                .map(|()| rx)
+                .map_err(|_| PoolError::Lost)
+        } else {
+            Err(PoolError::Saturated)
         };
         async move { submitted?.await.map_err(|_| PoolError::Lost) }
     }
@@ -112,7 +129,7 @@ struct InFlight(Arc<AtomicUsize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -164,6 +181,14 @@ mod tests {
         release.wait();
         held.await.unwrap();
         assert_eq!(queued.await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queue_of_zero_admits_sequential_jobs_every_time() {
+        let pool = HashingPool::new(1, 0);
+        for n in 0..200 {
+            assert_eq!(pool.run(move || n).await.unwrap(), n);
+        }
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ mod startup;
 mod state;
 
 pub use error::ApiError;
-pub use extract::{AuthUser, JsonBody, MAX_JSON_BODY_BYTES};
+pub use extract::{AuthUser, ClientIp, IpRateLimit, JsonBody, MAX_JSON_BODY_BYTES};
 pub use hashing::{HashingPool, PoolError};
 pub use routes::{ApiRoute, api_routes};
 pub use startup::{Application, StartupError};

@@ -7,13 +7,15 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::{
-    Clock, PasswordHasher, SecretCipher, SecretRepository, TokenIssuer, UserRepository,
+    Clock, LockoutPolicy, PasswordHasher, RateLimiter, SecretCipher, SecretRepository, TokenIssuer,
+    UserRepository,
 };
-use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecret};
+use safebox_domain::usecases::{Authenticate, GetSecret, Login, LoginPorts, Register, SetSecret};
 use safebox_infra::db::{self, DbError};
 use safebox_infra::{
     AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselSecretRepository,
-    DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer, MasterKey, SystemClock,
+    DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer, MasterKey, MemoryAttemptLimiter,
+    MemoryRateLimiter, SystemClock,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -102,7 +104,20 @@ impl Application {
 
         let state = web::Data::new(AppState {
             register: Register::new(users.clone(), hasher.clone(), cipher.clone(), clock.clone()),
-            login: Login::new(users.clone(), hasher, tokens.clone()),
+            login: Login::new(
+                LoginPorts {
+                    users: users.clone(),
+                    hasher,
+                    tokens: tokens.clone(),
+                    attempts: Arc::new(MemoryAttemptLimiter::default()),
+                    clock: clock.clone(),
+                },
+                LockoutPolicy {
+                    threshold: config.lockout_threshold,
+                    window_secs: config.lockout_window.as_secs(),
+                    duration_secs: config.lockout_duration.as_secs(),
+                },
+            ),
             authenticate: Authenticate::new(tokens),
             set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
             get_secret: GetSecret::new(users, secrets, cipher),
@@ -111,6 +126,13 @@ impl Application {
                 Arc::new(EmbeddedBreachList::load()),
             ),
             hashing: HashingPool::new(config.hash_workers, config.hash_queue),
+            ip_limiter: (config.ip_rate_per_minute > 0).then(|| {
+                Arc::new(MemoryRateLimiter::new(
+                    config.ip_rate_burst,
+                    config.ip_rate_per_minute,
+                )) as Arc<dyn RateLimiter>
+            }),
+            client_ip: config.client_ip_source,
         });
 
         let address = format!("{}:{}", config.host, config.port);

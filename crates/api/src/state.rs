@@ -1,5 +1,9 @@
+use std::sync::Arc;
+
 use safebox_domain::PasswordPolicy;
+use safebox_domain::ports::RateLimiter;
 use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecret};
+use safebox_infra::ClientIpSource;
 
 use crate::hashing::HashingPool;
 
@@ -21,4 +25,8 @@ pub struct AppState {
     pub password_policy: PasswordPolicy,
     /// Where every use case that hashes a password runs.
     pub hashing: HashingPool,
+    /// The per-client-IP limit on the credential routes; `None` when turned off.
+    pub ip_limiter: Option<Arc<dyn RateLimiter>>,
+    /// Where the client IP is read from.
+    pub client_ip: ClientIpSource,
 }

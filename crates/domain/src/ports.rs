@@ -89,6 +89,59 @@ pub trait PasswordHasher: Send + Sync {
     fn dummy_hash(&self) -> PasswordHash;
 }
 
+/// When repeated login failures lock an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures within `window_secs` that lock the account.
+    pub threshold: u32,
+    /// The sliding window failures are counted in, in seconds.
+    pub window_secs: u64,
+    /// How long a lock lasts, in seconds.
+    pub duration_secs: u64,
+}
+
+impl Default for LockoutPolicy {
+    /// Vault's: 5 failures in 15 minutes lock for 15 minutes.
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            window_secs: 15 * 60,
+            duration_secs: 15 * 60,
+        }
+    }
+}
+
+/// Counts failed attempts per key (an account) and locks keys that fail too often.
+/// Implementations may keep state in memory, a database or Redis; several server
+/// instances sharing one implementation see the same counts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait AttemptLimiter: Send + Sync {
+    /// MUST return `Some(seconds until the lock lifts)` (at least 1) if `key` is
+    /// locked at `now`, else `None`.
+    fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<u64>, RepoError>;
+
+    /// Records one failure of `key` at `now`. When this failure makes
+    /// `policy.threshold` failures within the last `policy.window_secs`, MUST lock
+    /// `key` for `policy.duration_secs` and return `true`; otherwise `false`.
+    fn record_failure(
+        &self,
+        key: &str,
+        now: Timestamp,
+        policy: &LockoutPolicy,
+    ) -> Result<bool, RepoError>;
+
+    /// MUST forget every failure of `key` (a successful login resets the count).
+    fn reset(&self, key: &str) -> Result<(), RepoError>;
+}
+
+/// A token-bucket rate limiter keyed by a string (for example a client IP).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait RateLimiter: Send + Sync {
+    /// Takes one token from `key`'s bucket. MUST return `None` if a token was
+    /// available and `Some(seconds until the next token)` (at least 1) if not.
+    fn acquire(&self, key: &str) -> Result<Option<u64>, RepoError>;
+}
+
 /// A list of known breached or very common passwords.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait BreachedPasswords: Send + Sync {

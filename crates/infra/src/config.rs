@@ -137,6 +137,35 @@ pub struct Config {
     pub hash_queue: usize,
     /// HTTP worker threads (`SAFEBOX_WORKERS`).
     pub workers: usize,
+    /// Failures that lock an account (`SAFEBOX_LOCKOUT_THRESHOLD`).
+    pub lockout_threshold: u32,
+    /// The window failures are counted in (`SAFEBOX_LOCKOUT_WINDOW`).
+    pub lockout_window: Duration,
+    /// How long a lock lasts (`SAFEBOX_LOCKOUT_DURATION`).
+    pub lockout_duration: Duration,
+    /// Requests a client IP may burst on the credential routes
+    /// (`SAFEBOX_IP_RATE_BURST`).
+    pub ip_rate_burst: u32,
+    /// Sustained requests a minute per client IP on the credential routes; 0 turns
+    /// the limit off (`SAFEBOX_IP_RATE_PER_MINUTE`).
+    pub ip_rate_per_minute: u32,
+    /// Where the client IP comes from (`SAFEBOX_CLIENT_IP_SOURCE`,
+    /// `SAFEBOX_TRUSTED_PROXY_HOPS`).
+    pub client_ip_source: ClientIpSource,
+}
+
+/// Where the client's IP address is read from, for rate limits and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIpSource {
+    /// The TCP peer address. Right when clients connect directly.
+    Peer,
+    /// The `X-Forwarded-For` entry added by the outermost of `hops` trusted
+    /// proxies (the `hops`-th entry from the right). Right only behind proxies that
+    /// append to the header; otherwise clients could choose their own address.
+    XForwardedFor {
+        /// Trusted proxies in front of safebox (at least 1).
+        hops: usize,
+    },
 }
 
 fn cores() -> usize {
@@ -160,8 +189,14 @@ impl Config {
             db_pool_size: 8,
             db_timeout: Duration::from_secs(2),
             hash_workers: cores(),
-            hash_queue: 32,
+            hash_queue: 2 * cores(),
             workers: cores(),
+            lockout_threshold: 5,
+            lockout_window: Duration::from_secs(15 * 60),
+            lockout_duration: Duration::from_secs(15 * 60),
+            ip_rate_burst: 20,
+            ip_rate_per_minute: 30,
+            client_ip_source: ClientIpSource::Peer,
         }
     }
 
@@ -218,6 +253,37 @@ impl Config {
         if let Some(workers) = get("SAFEBOX_WORKERS") {
             config.workers = parse_number("SAFEBOX_WORKERS", &workers)?;
         }
+        if let Some(threshold) = get("SAFEBOX_LOCKOUT_THRESHOLD") {
+            config.lockout_threshold = parse_number("SAFEBOX_LOCKOUT_THRESHOLD", &threshold)?;
+        }
+        if let Some(window) = get("SAFEBOX_LOCKOUT_WINDOW") {
+            config.lockout_window = parse_duration("SAFEBOX_LOCKOUT_WINDOW", &window)?;
+        }
+        if let Some(duration) = get("SAFEBOX_LOCKOUT_DURATION") {
+            config.lockout_duration = parse_duration("SAFEBOX_LOCKOUT_DURATION", &duration)?;
+        }
+        if let Some(burst) = get("SAFEBOX_IP_RATE_BURST") {
+            config.ip_rate_burst = parse_number("SAFEBOX_IP_RATE_BURST", &burst)?;
+        }
+        if let Some(rate) = get("SAFEBOX_IP_RATE_PER_MINUTE") {
+            config.ip_rate_per_minute = parse_number("SAFEBOX_IP_RATE_PER_MINUTE", &rate)?;
+        }
+        let hops = match get("SAFEBOX_TRUSTED_PROXY_HOPS") {
+            Some(hops) => parse_number("SAFEBOX_TRUSTED_PROXY_HOPS", &hops)?,
+            None => 1,
+        };
+        if let Some(source) = get("SAFEBOX_CLIENT_IP_SOURCE") {
+            config.client_ip_source = match source.trim().to_ascii_lowercase().as_str() {
+                "peer" => ClientIpSource::Peer,
+                "x-forwarded-for" => ClientIpSource::XForwardedFor { hops },
+                _ => {
+                    return Err(invalid(
+                        "SAFEBOX_CLIENT_IP_SOURCE",
+                        format!("{source:?} is neither \"peer\" nor \"x-forwarded-for\""),
+                    ));
+                }
+            };
+        }
         config.validate()?;
         Ok(config)
     }
@@ -247,6 +313,21 @@ impl Config {
         }
         if self.workers == 0 {
             return Err(invalid("SAFEBOX_WORKERS", "must be at least 1"));
+        }
+        if self.lockout_threshold == 0 {
+            return Err(invalid("SAFEBOX_LOCKOUT_THRESHOLD", "must be at least 1"));
+        }
+        if self.lockout_window.is_zero() {
+            return Err(invalid("SAFEBOX_LOCKOUT_WINDOW", "must be positive"));
+        }
+        if self.lockout_duration.is_zero() {
+            return Err(invalid("SAFEBOX_LOCKOUT_DURATION", "must be positive"));
+        }
+        if self.ip_rate_burst == 0 {
+            return Err(invalid("SAFEBOX_IP_RATE_BURST", "must be at least 1"));
+        }
+        if self.client_ip_source == (ClientIpSource::XForwardedFor { hops: 0 }) {
+            return Err(invalid("SAFEBOX_TRUSTED_PROXY_HOPS", "must be at least 1"));
         }
         Ok(())
     }
@@ -405,6 +486,10 @@ mod tests {
         assert_eq!(config.password_min_length, 12);
         assert_eq!(config.log, "info");
         assert!(config.master_key.is_none() && config.jwt_secret.is_none());
+        assert_eq!(config.lockout_threshold, 5);
+        assert_eq!(config.lockout_window, Duration::from_secs(900));
+        assert_eq!(config.lockout_duration, Duration::from_secs(900));
+        assert_eq!(config.client_ip_source, ClientIpSource::Peer);
     }
 
     #[test]
@@ -426,6 +511,13 @@ mod tests {
             ("SAFEBOX_HASH_WORKERS", "5"),
             ("SAFEBOX_HASH_QUEUE", "0"),
             ("SAFEBOX_WORKERS", "7"),
+            ("SAFEBOX_LOCKOUT_THRESHOLD", "3"),
+            ("SAFEBOX_LOCKOUT_WINDOW", "1m"),
+            ("SAFEBOX_LOCKOUT_DURATION", "2h"),
+            ("SAFEBOX_IP_RATE_BURST", "4"),
+            ("SAFEBOX_IP_RATE_PER_MINUTE", "0"),
+            ("SAFEBOX_CLIENT_IP_SOURCE", "X-Forwarded-For"),
+            ("SAFEBOX_TRUSTED_PROXY_HOPS", "2"),
         ])
         .unwrap();
         assert_eq!(config.host, "0.0.0.0");
@@ -468,6 +560,10 @@ mod tests {
             ("SAFEBOX_PASSWORD_MIN_LENGTH", "73"),
             ("SAFEBOX_DB_POOL_SIZE", "0"),
             ("SAFEBOX_WORKERS", "-1"),
+            ("SAFEBOX_LOCKOUT_THRESHOLD", "0"),
+            ("SAFEBOX_LOCKOUT_WINDOW", "0s"),
+            ("SAFEBOX_IP_RATE_BURST", "0"),
+            ("SAFEBOX_CLIENT_IP_SOURCE", "header"),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}={value} gave {err}");

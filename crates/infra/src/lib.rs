@@ -12,11 +12,13 @@ mod clock;
 pub mod config;
 mod crypto;
 pub mod db;
+mod limits;
 
 pub use breach::EmbeddedBreachList;
 pub use clock::SystemClock;
-pub use config::{Config, ConfigError, KeyBytes, Keys};
+pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys};
 pub use crypto::cipher::{AesGcmSecretCipher, MasterKey};
 pub use crypto::hasher::BcryptPasswordHasher;
 pub use crypto::tokens::{JwtTokenIssuer, TOKEN_AUDIENCE, TOKEN_ISSUER};
 pub use db::{DbPool, DieselSecretRepository, DieselUserRepository};
+pub use limits::{MemoryAttemptLimiter, MemoryRateLimiter};

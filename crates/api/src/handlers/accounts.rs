@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::MessageResponse;
 use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::extract::{IpRateLimit, JsonBody};
 use crate::state::AppState;
 
 /// `RegisterRequest` in openapi.yaml. No `Debug`: it holds a password.
@@ -35,6 +35,7 @@ struct LoginResponse {
 
 /// `POST /register`
 pub async fn register(
+    _: IpRateLimit,
     state: web::Data<AppState>,
     body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -63,6 +64,7 @@ pub async fn register(
 
 /// `POST /login`
 pub async fn login(
+    _: IpRateLimit,
     state: web::Data<AppState>,
     body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {

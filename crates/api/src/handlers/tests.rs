@@ -6,16 +6,18 @@ use std::sync::Arc;
 use actix_web::body::to_bytes;
 use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
+use safebox_domain::ports::LockoutPolicy;
 use safebox_domain::ports::{
     AccessToken, CipherError, HashError, IssuedToken, MockClock, MockPasswordHasher,
     MockSecretCipher, MockSecretRepository, MockTokenIssuer, MockUserRepository, TokenClaims,
     TokenError,
 };
-use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecret};
+use safebox_domain::usecases::{Authenticate, GetSecret, Login, LoginPorts, Register, SetSecret};
 use safebox_domain::{
     DataKeyId, Email, KeyId, PasswordHash, PasswordPolicy, RepoError, SealedData, Secret,
     SecretName, Timestamp, User, UserId, Username, WrappedDataKey,
 };
+use safebox_infra::{ClientIpSource, MemoryAttemptLimiter};
 use serde_json::{Value, json};
 
 use crate::hashing::HashingPool;
@@ -71,12 +73,23 @@ impl Ports {
         let clock = Arc::new(clock);
         web::Data::new(AppState {
             register: Register::new(users.clone(), hasher.clone(), cipher.clone(), clock.clone()),
-            login: Login::new(users.clone(), hasher, tokens.clone()),
+            login: Login::new(
+                LoginPorts {
+                    users: users.clone(),
+                    hasher: hasher.clone(),
+                    tokens: tokens.clone(),
+                    attempts: Arc::new(MemoryAttemptLimiter::default()),
+                    clock: clock.clone(),
+                },
+                LockoutPolicy::default(),
+            ),
             authenticate: Authenticate::new(tokens),
             set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
             get_secret: GetSecret::new(users, secrets, cipher),
             password_policy: PasswordPolicy::without_breach_list(12),
             hashing: HashingPool::new(1, 4),
+            ip_limiter: None,
+            client_ip: ClientIpSource::Peer,
         })
     }
 }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod attacks;
 mod login;
 mod openapi;
 mod register;

@@ -13,7 +13,7 @@ mod set_secret;
 
 pub use authenticate::{Authenticate, AuthenticateError, Principal};
 pub use get_secret::{GetSecret, GetSecretError};
-pub use login::{Login, LoginCommand, LoginError, LoginIdentifier, LoginSuccess};
+pub use login::{Login, LoginCommand, LoginError, LoginIdentifier, LoginPorts, LoginSuccess};
 pub use register::{Register, RegisterCommand, RegisterError};
 pub use set_secret::{SetSecret, SetSecretError};
 
