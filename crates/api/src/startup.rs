@@ -5,6 +5,8 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::{
     Clock, LockoutPolicy, PasswordHasher, RateLimiter, SecretCipher, SecretRepository, TokenIssuer,
@@ -15,7 +17,7 @@ use safebox_infra::db::{self, DbError};
 use safebox_infra::{
     AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselSecretRepository,
     DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer, MasterKey, MemoryAttemptLimiter,
-    MemoryRateLimiter, SystemClock,
+    MemoryRateLimiter, SystemClock, TlsFiles,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -39,6 +41,9 @@ pub enum StartupError {
     /// The password hasher could not be set up.
     #[error("cannot set up password hashing: {0}")]
     Hasher(String),
+    /// The TLS certificate or key could not be loaded.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// The address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -148,9 +153,11 @@ impl Application {
             })?
             .port();
 
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let hsts = tls.is_some();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(security_headers())
+                .wrap(security_headers(hsts))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
@@ -170,12 +177,15 @@ impl Application {
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(30))
-        .shutdown_timeout(10)
-        .listen(listener)
+        .shutdown_timeout(10);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Bind { address, source })?
         .run();
 
-        tracing::info!(port, "safebox is listening");
+        tracing::info!(port, tls = hsts, "safebox is listening");
         Ok(Self { port, server })
     }
 
@@ -192,12 +202,45 @@ impl Application {
 }
 
 /// Headers on every response. API responses carry tokens, secrets and account data,
-/// so none of them may be cached, sniffed, framed or used to load anything.
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// so none of them may be cached, sniffed, framed or used to load anything. Over
+/// TLS, browsers are also told to use HTTPS only, for a year.
+fn security_headers(hsts: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "no-referrer"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Content-Security-Policy", "default-src 'none'"))
-        .add(("Cache-Control", "no-store"))
+        .add(("Cache-Control", "no-store"));
+    if hsts {
+        headers.add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        headers
+    }
+}
+
+/// Loads the certificate chain and key into a rustls server configuration (TLS 1.2
+/// and 1.3, ring's safe default cipher suites, no client certificates).
+fn load_tls(files: &TlsFiles) -> Result<rustls::ServerConfig, StartupError> {
+    let tls_error = |what: &str, path: &std::path::Path, err: &dyn std::fmt::Display| {
+        StartupError::Tls(format!("{what} {}: {err}", path.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|err| tls_error("SAFEBOX_TLS_CERT", &files.cert, &err))?;
+    if certs.is_empty() {
+        return Err(tls_error(
+            "SAFEBOX_TLS_CERT",
+            &files.cert,
+            &"no certificate found",
+        ));
+    }
+    // The key's own error text never includes key material.
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|err| tls_error("SAFEBOX_TLS_KEY", &files.key, &err))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| StartupError::Tls(err.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|err| StartupError::Tls(format!("the certificate and key do not fit: {err}")))
 }

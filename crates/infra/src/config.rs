@@ -152,6 +152,18 @@ pub struct Config {
     /// Where the client IP comes from (`SAFEBOX_CLIENT_IP_SOURCE`,
     /// `SAFEBOX_TRUSTED_PROXY_HOPS`).
     pub client_ip_source: ClientIpSource,
+    /// Serve HTTPS with this certificate chain and key (`SAFEBOX_TLS_CERT`,
+    /// `SAFEBOX_TLS_KEY`); `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (`SAFEBOX_TLS_CERT`).
+    pub cert: PathBuf,
+    /// The private key: PKCS#8, PKCS#1 or SEC1 (`SAFEBOX_TLS_KEY`).
+    pub key: PathBuf,
 }
 
 /// Where the client's IP address is read from, for rate limits and the audit log.
@@ -197,6 +209,7 @@ impl Config {
             ip_rate_burst: 20,
             ip_rate_per_minute: 30,
             client_ip_source: ClientIpSource::Peer,
+            tls: None,
         }
     }
 
@@ -268,6 +281,25 @@ impl Config {
         if let Some(rate) = get("SAFEBOX_IP_RATE_PER_MINUTE") {
             config.ip_rate_per_minute = parse_number("SAFEBOX_IP_RATE_PER_MINUTE", &rate)?;
         }
+        config.tls = match (get("SAFEBOX_TLS_CERT"), get("SAFEBOX_TLS_KEY")) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "SAFEBOX_TLS_KEY",
+                    "must be set with SAFEBOX_TLS_CERT",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "SAFEBOX_TLS_CERT",
+                    "must be set with SAFEBOX_TLS_KEY",
+                ));
+            }
+        };
         let hops = match get("SAFEBOX_TRUSTED_PROXY_HOPS") {
             Some(hops) => parse_number("SAFEBOX_TRUSTED_PROXY_HOPS", &hops)?,
             None => 1,
@@ -518,6 +550,8 @@ mod tests {
             ("SAFEBOX_IP_RATE_PER_MINUTE", "0"),
             ("SAFEBOX_CLIENT_IP_SOURCE", "X-Forwarded-For"),
             ("SAFEBOX_TRUSTED_PROXY_HOPS", "2"),
+            ("SAFEBOX_TLS_CERT", "/etc/safebox/cert.pem"),
+            ("SAFEBOX_TLS_KEY", "/etc/safebox/key.pem"),
         ])
         .unwrap();
         assert_eq!(config.host, "0.0.0.0");
@@ -568,6 +602,18 @@ mod tests {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}={value} gave {err}");
         }
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let err = from(&[("SAFEBOX_TLS_CERT", "/cert.pem")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "SAFEBOX_TLS_KEY: must be set with SAFEBOX_TLS_CERT");
+        let err = from(&[("SAFEBOX_TLS_KEY", "/key.pem")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "SAFEBOX_TLS_CERT: must be set with SAFEBOX_TLS_KEY");
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod limits;
 
 pub use breach::EmbeddedBreachList;
 pub use clock::SystemClock;
-pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys};
+pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys, TlsFiles};
 pub use crypto::cipher::{AesGcmSecretCipher, MasterKey};
 pub use crypto::hasher::BcryptPasswordHasher;
 pub use crypto::tokens::{JwtTokenIssuer, TOKEN_AUDIENCE, TOKEN_ISSUER};

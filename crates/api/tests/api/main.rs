@@ -11,3 +11,4 @@ mod openapi;
 mod register;
 mod secrets;
 mod storage;
+mod tls;

@@ -111,5 +111,7 @@ async fn every_response_carries_the_security_headers() {
                 response.url()
             );
         }
+        // HSTS only makes sense, and is only sent, over TLS.
+        assert!(headers.get("strict-transport-security").is_none());
     }
 }
