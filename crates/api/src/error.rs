@@ -2,7 +2,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use safebox_domain::usecases::{
-    AuthenticateError, GetSecretError, LoginError, RegisterError, SetSecretError,
+    AuthenticateError, GetSecretError, ListAuditError, LoginError, RegisterError, SetSecretError,
 };
 use safebox_domain::{RepoError, ValidationError};
 use serde::Serialize;
@@ -198,6 +198,15 @@ impl From<SetSecretError> for ApiError {
                 Self::internal("storing a secret failed", &err)
             }
             SetSecretError::Repository(err) => err.into(),
+        }
+    }
+}
+
+impl From<ListAuditError> for ApiError {
+    fn from(err: ListAuditError) -> Self {
+        match err {
+            ListAuditError::NotAuthorized => Self::NotAuthorized,
+            ListAuditError::Repository(err) => err.into(),
         }
     }
 }

@@ -7,8 +7,8 @@ use actix_web::http::header;
 use actix_web::web::{BytesMut, Data};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use futures_util::StreamExt as _;
-use safebox_domain::ValidationError;
 use safebox_domain::usecases::Principal;
+use safebox_domain::{Origin, ValidationError};
 use safebox_infra::ClientIpSource;
 use serde::de::DeserializeOwned;
 
@@ -63,6 +63,13 @@ impl FromRequest for AuthUser {
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl ClientIp {
+    /// The audit origin of a request from this address.
+    pub fn origin(self) -> Origin {
+        Origin {
+            client_ip: self.0.map(|ip| ip.to_string()),
+        }
+    }
+
     /// Reads the client IP of `req` according to `source`.
     pub fn of(req: &HttpRequest, source: ClientIpSource) -> Self {
         let peer = req.peer_addr().map(|addr| addr.ip());
@@ -214,7 +221,7 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
-        ApiError::Validation(describe(&path, &err.into_inner().to_string()))
+        ApiError::Validation(describe(&path, &err.into_inner().to_string(), "body"))
     })
 }
 
@@ -223,7 +230,7 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// serde reports a missing field at the parent's path with the message
 /// "missing field `name`", and a wrong type at the field's own path with
 /// "invalid type: <what was sent>, expected <what is wanted>".
-pub(crate) fn describe(path: &str, message: &str) -> ValidationError {
+pub(crate) fn describe(path: &str, message: &str, whole: &'static str) -> ValidationError {
     let message = message.split(" at line ").next().unwrap_or(message);
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.trim_end_matches('`');
@@ -241,31 +248,17 @@ pub(crate) fn describe(path: &str, message: &str) -> ValidationError {
         Some((_, expected)) => format!("must be {expected}"),
         None => "has an invalid value".to_owned(),
     };
-    let field = if path == "." || path.is_empty() {
-        "body"
-    } else {
-        path
-    };
-    ValidationError::new(known_field(field.to_owned()), problem)
+    if path == "." || path.is_empty() {
+        return ValidationError::new(whole, problem);
+    }
+    ValidationError::new(known_field(path.to_owned()), problem)
 }
 
 /// Field names in validation errors are `&'static str`, and a serde path can hold
 /// map keys or indexes sent by the client; only the field names of our own request
 /// types are reported by name, anything else as "body".
 fn known_field(field: String) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "email",
-        "username",
-        "password",
-        "secret",
-        "body",
-        "name",
-        "value",
-        "metadata",
-        "current_password",
-        "new_password",
-        "refresh_token",
-    ];
+    const KNOWN: &[&str] = &["email", "username", "password", "secret", "limit", "cursor"];
     KNOWN
         .iter()
         .find(|known| **known == field)

@@ -37,6 +37,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ApiRoute::new(Method::POST, "/login", handlers::login),
         ApiRoute::new(Method::POST, "/set_secret", handlers::set_secret),
         ApiRoute::new(Method::GET, "/get_secret", handlers::get_secret),
+        ApiRoute::new(Method::GET, "/audit", handlers::list_audit),
     ]
 }
 

@@ -8,16 +8,13 @@ use actix_web::{App, HttpServer, web};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use safebox_domain::PasswordPolicy;
-use safebox_domain::ports::{
-    Clock, LockoutPolicy, PasswordHasher, RateLimiter, SecretCipher, SecretRepository, TokenIssuer,
-    UserRepository,
-};
-use safebox_domain::usecases::{Authenticate, GetSecret, Login, LoginPorts, Register, SetSecret};
+use safebox_domain::ports::{Clock, LockoutPolicy, Ports, RateLimiter, TokenIssuer};
+use safebox_domain::usecases::{Authenticate, GetSecret, ListAudit, Login, Register, SetSecret};
 use safebox_infra::db::{self, DbError};
 use safebox_infra::{
-    AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselSecretRepository,
-    DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer, MasterKey, MemoryAttemptLimiter,
-    MemoryRateLimiter, SystemClock, TlsFiles,
+    AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselAuditLog,
+    DieselSecretRepository, DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer, MasterKey,
+    MemoryAttemptLimiter, MemoryRateLimiter, SystemClock, TlsFiles,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -93,39 +90,41 @@ impl Application {
         }
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let users: Arc<dyn UserRepository> = Arc::new(DieselUserRepository::new(pool.clone()));
-        let secrets: Arc<dyn SecretRepository> = Arc::new(DieselSecretRepository::new(pool));
-        let hasher: Arc<dyn PasswordHasher> = Arc::new(
-            BcryptPasswordHasher::new(config.bcrypt_cost)
-                .map_err(|err| StartupError::Hasher(err.to_string()))?,
-        );
-        let cipher: Arc<dyn SecretCipher> =
-            Arc::new(AesGcmSecretCipher::new(MasterKey::derive(&keys.master)));
         let tokens: Arc<dyn TokenIssuer> = Arc::new(JwtTokenIssuer::new(
             &keys.jwt,
             config.access_token_ttl,
             clock.clone(),
         ));
+        let ports = Ports {
+            users: Arc::new(DieselUserRepository::new(pool.clone())),
+            secrets: Arc::new(DieselSecretRepository::new(pool.clone())),
+            hasher: Arc::new(
+                BcryptPasswordHasher::new(config.bcrypt_cost)
+                    .map_err(|err| StartupError::Hasher(err.to_string()))?,
+            ),
+            cipher: Arc::new(AesGcmSecretCipher::new(MasterKey::derive(&keys.master))),
+            tokens,
+            attempts: Arc::new(MemoryAttemptLimiter::default()),
+            audit: Arc::new(DieselAuditLog::start(
+                pool,
+                config.audit_retention,
+                clock.clone(),
+            )),
+            clock,
+        };
+        let lockout = LockoutPolicy {
+            threshold: config.lockout_threshold,
+            window_secs: config.lockout_window.as_secs(),
+            duration_secs: config.lockout_duration.as_secs(),
+        };
 
         let state = web::Data::new(AppState {
-            register: Register::new(users.clone(), hasher.clone(), cipher.clone(), clock.clone()),
-            login: Login::new(
-                LoginPorts {
-                    users: users.clone(),
-                    hasher,
-                    tokens: tokens.clone(),
-                    attempts: Arc::new(MemoryAttemptLimiter::default()),
-                    clock: clock.clone(),
-                },
-                LockoutPolicy {
-                    threshold: config.lockout_threshold,
-                    window_secs: config.lockout_window.as_secs(),
-                    duration_secs: config.lockout_duration.as_secs(),
-                },
-            ),
-            authenticate: Authenticate::new(tokens),
-            set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
-            get_secret: GetSecret::new(users, secrets, cipher),
+            register: Register::new(&ports),
+            login: Login::new(&ports, lockout),
+            authenticate: Authenticate::new(ports.tokens.clone()),
+            set_secret: SetSecret::new(&ports),
+            get_secret: GetSecret::new(&ports),
+            list_audit: ListAudit::new(&ports),
             password_policy: PasswordPolicy::new(
                 config.password_min_length,
                 Arc::new(EmbeddedBreachList::load()),
@@ -167,7 +166,7 @@ impl Application {
                         }
                         other => other.to_string(),
                     };
-                    ApiError::Validation(describe(".", &message)).into()
+                    ApiError::Validation(describe(".", &message, "query")).into()
                 }))
                 .configure(routes::configure)
                 .default_service(web::to(handlers::not_found))

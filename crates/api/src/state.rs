@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::RateLimiter;
-use safebox_domain::usecases::{Authenticate, GetSecret, Login, Register, SetSecret};
+use safebox_domain::usecases::{Authenticate, GetSecret, ListAudit, Login, Register, SetSecret};
 use safebox_infra::ClientIpSource;
 
 use crate::hashing::HashingPool;
@@ -21,6 +21,8 @@ pub struct AppState {
     pub set_secret: SetSecret,
     /// Reads secrets.
     pub get_secret: GetSecret,
+    /// Lists audit events.
+    pub list_audit: ListAudit,
     /// The rules new passwords must meet.
     pub password_policy: PasswordPolicy,
     /// Where every use case that hashes a password runs.

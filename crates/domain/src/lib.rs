@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod audit;
 mod crypto;
 mod error;
 mod password;
@@ -20,6 +21,7 @@ mod time;
 pub mod usecases;
 mod user;
 
+pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord, Origin};
 pub use crypto::{DataKeyId, KeyId, SealedData, WrappedDataKey};
 pub use error::{BoxError, RepoError, ValidationError};
 pub use password::{
@@ -28,4 +30,4 @@ pub use password::{
 };
 pub use secret::{MAX_SECRET_BYTES, Secret, SecretName, SecretValue};
 pub use time::Timestamp;
-pub use user::{Email, NewUser, User, UserId, Username};
+pub use user::{Email, NewUser, Role, User, UserId, Username};

@@ -5,13 +5,15 @@
 //! Every port is `Send + Sync` so that one instance can serve all request threads.
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::redacted;
 use crate::{
-    BoxError, Email, KeyId, NewUser, Password, PasswordAttempt, PasswordHash, RepoError,
-    SealedData, Secret, SecretName, SecretValue, Timestamp, User, UserId, Username, WrappedDataKey,
+    AuditEvent, AuditQuery, AuditRecord, BoxError, Email, KeyId, NewUser, Password,
+    PasswordAttempt, PasswordHash, RepoError, Role, SealedData, Secret, SecretName, SecretValue,
+    Timestamp, User, UserId, Username, WrappedDataKey,
 };
 
 /// Why an account could not be created.
@@ -52,6 +54,10 @@ pub trait UserRepository: Send + Sync {
     /// The user's wrapped data key. MUST return `Ok(None)` if the user has none
     /// (for example because the account was deleted).
     fn data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, RepoError>;
+
+    /// Sets the role of the account named `username`; returns its id, or
+    /// `Ok(None)` if there is no such account.
+    fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError>;
 }
 
 /// Persistence of sealed secrets. Implementations never see plaintext.
@@ -140,6 +146,22 @@ pub trait RateLimiter: Send + Sync {
     /// Takes one token from `key`'s bucket. MUST return `None` if a token was
     /// available and `Some(seconds until the next token)` (at least 1) if not.
     fn acquire(&self, key: &str) -> Result<Option<u64>, RepoError>;
+}
+
+/// The audit log of security events.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait AuditLog: Send + Sync {
+    /// Records `event`. MAY buffer and write shortly after; MUST NOT fail or block
+    /// the caller's operation on slow storage: an adapter that cannot keep up
+    /// reports that itself.
+    fn record(&self, event: AuditEvent);
+
+    /// A page of events, newest first. MUST return only `query.user`'s events when
+    /// it is set, and only events older than `query.before` when that is set.
+    fn list(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError>;
+
+    /// Deletes events that happened before `cutoff`; returns how many.
+    fn prune(&self, cutoff: Timestamp) -> Result<u64, RepoError>;
 }
 
 /// A list of known breached or very common passwords.
@@ -266,6 +288,27 @@ pub trait TokenIssuer: Send + Sync {
     /// key and algorithm for its issuer and audience, and [`TokenError::Expired`] if
     /// its expiry is not after the clock's now.
     fn verify(&self, token: &str) -> Result<TokenClaims, TokenError>;
+}
+
+/// Every port, as the use cases take them. Cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct Ports {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Sealed secrets.
+    pub secrets: Arc<dyn SecretRepository>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Envelope encryption.
+    pub cipher: Arc<dyn SecretCipher>,
+    /// Access tokens.
+    pub tokens: Arc<dyn TokenIssuer>,
+    /// Login failure counting.
+    pub attempts: Arc<dyn AttemptLimiter>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditLog>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The current time. A port so that tests can fix it.

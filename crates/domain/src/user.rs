@@ -134,6 +134,36 @@ impl fmt::Display for Email {
     }
 }
 
+/// What an account may do beyond its own data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// An ordinary account.
+    #[default]
+    User,
+    /// May read, replace and delete other accounts' profiles and read everyone's
+    /// audit events. Never another user's secrets.
+    Admin,
+}
+
+impl Role {
+    /// The stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "user" => Some(Self::User),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
 /// A registered account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -145,6 +175,8 @@ pub struct User {
     pub email: Email,
     /// The bcrypt hash of the password (never the password).
     pub password_hash: PasswordHash,
+    /// What the account may do.
+    pub role: Role,
     /// When the account was created.
     pub created_at: Timestamp,
 }

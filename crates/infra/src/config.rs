@@ -152,6 +152,8 @@ pub struct Config {
     /// Where the client IP comes from (`SAFEBOX_CLIENT_IP_SOURCE`,
     /// `SAFEBOX_TRUSTED_PROXY_HOPS`).
     pub client_ip_source: ClientIpSource,
+    /// How long audit events are kept (`SAFEBOX_AUDIT_RETENTION_DAYS`).
+    pub audit_retention: Duration,
     /// Serve HTTPS with this certificate chain and key (`SAFEBOX_TLS_CERT`,
     /// `SAFEBOX_TLS_KEY`); `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -209,6 +211,7 @@ impl Config {
             ip_rate_burst: 20,
             ip_rate_per_minute: 30,
             client_ip_source: ClientIpSource::Peer,
+            audit_retention: Duration::from_secs(90 * 86_400),
             tls: None,
         }
     }
@@ -280,6 +283,16 @@ impl Config {
         }
         if let Some(rate) = get("SAFEBOX_IP_RATE_PER_MINUTE") {
             config.ip_rate_per_minute = parse_number("SAFEBOX_IP_RATE_PER_MINUTE", &rate)?;
+        }
+        if let Some(days) = get("SAFEBOX_AUDIT_RETENTION_DAYS") {
+            let days: u64 = parse_number("SAFEBOX_AUDIT_RETENTION_DAYS", &days)?;
+            if days == 0 {
+                return Err(invalid(
+                    "SAFEBOX_AUDIT_RETENTION_DAYS",
+                    "must be at least 1",
+                ));
+            }
+            config.audit_retention = Duration::from_secs(days.saturating_mul(86_400));
         }
         config.tls = match (get("SAFEBOX_TLS_CERT"), get("SAFEBOX_TLS_KEY")) {
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -522,6 +535,7 @@ mod tests {
         assert_eq!(config.lockout_window, Duration::from_secs(900));
         assert_eq!(config.lockout_duration, Duration::from_secs(900));
         assert_eq!(config.client_ip_source, ClientIpSource::Peer);
+        assert_eq!(config.audit_retention, Duration::from_secs(90 * 86_400));
     }
 
     #[test]
@@ -550,6 +564,7 @@ mod tests {
             ("SAFEBOX_IP_RATE_PER_MINUTE", "0"),
             ("SAFEBOX_CLIENT_IP_SOURCE", "X-Forwarded-For"),
             ("SAFEBOX_TRUSTED_PROXY_HOPS", "2"),
+            ("SAFEBOX_AUDIT_RETENTION_DAYS", "30"),
             ("SAFEBOX_TLS_CERT", "/etc/safebox/cert.pem"),
             ("SAFEBOX_TLS_KEY", "/etc/safebox/key.pem"),
         ])
@@ -598,6 +613,7 @@ mod tests {
             ("SAFEBOX_LOCKOUT_WINDOW", "0s"),
             ("SAFEBOX_IP_RATE_BURST", "0"),
             ("SAFEBOX_CLIENT_IP_SOURCE", "header"),
+            ("SAFEBOX_AUDIT_RETENTION_DAYS", "0"),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}={value} gave {err}");

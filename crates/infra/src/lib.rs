@@ -20,5 +20,5 @@ pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys, TlsFiles};
 pub use crypto::cipher::{AesGcmSecretCipher, MasterKey};
 pub use crypto::hasher::BcryptPasswordHasher;
 pub use crypto::tokens::{JwtTokenIssuer, TOKEN_AUDIENCE, TOKEN_ISSUER};
-pub use db::{DbPool, DieselSecretRepository, DieselUserRepository};
+pub use db::{DbPool, DieselAuditLog, DieselSecretRepository, DieselUserRepository};
 pub use limits::{MemoryAttemptLimiter, MemoryRateLimiter};

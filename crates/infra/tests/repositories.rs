@@ -1,14 +1,16 @@
 //! Repository tests against a real SQLite file in a temporary directory.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use safebox_domain::ports::{CreateUserError, SecretRepository, UserRepository};
+use safebox_domain::ports::{AuditLog, Clock, CreateUserError, SecretRepository, UserRepository};
 use safebox_domain::{
-    DataKeyId, Email, KeyId, NewUser, PasswordHash, SealedData, Secret, SecretName, Timestamp,
-    User, UserId, Username, WrappedDataKey,
+    AuditAction, AuditEvent, AuditOutcome, AuditQuery, DataKeyId, Email, KeyId, NewUser, Origin,
+    PasswordHash, Role, SealedData, Secret, SecretName, Timestamp, User, UserId, Username,
+    WrappedDataKey,
 };
 use safebox_infra::db::{self, DbPool};
-use safebox_infra::{DieselSecretRepository, DieselUserRepository};
+use safebox_infra::{DieselAuditLog, DieselSecretRepository, DieselUserRepository, SystemClock};
 
 struct Store {
     _dir: tempfile::TempDir,
@@ -38,6 +40,7 @@ fn new_user(name: &str, email: &str) -> NewUser {
             username: Username::parse(name).unwrap(),
             email: Email::parse(email).unwrap(),
             password_hash: PasswordHash(format!("$2b$04$hash-of-{name}")),
+            role: Role::User,
             created_at: Timestamp(1_700_000_000),
         },
         data_key: WrappedDataKey {
@@ -230,4 +233,226 @@ fn an_exhausted_pool_is_unavailable_not_a_hang() {
 fn migrations_are_idempotent() {
     let store = store();
     assert!(db::migrate(&store.pool).unwrap().is_empty());
+}
+
+#[test]
+fn roles_are_stored_and_set_by_username() {
+    let store = store();
+    let alice = new_user("alice", "alice@example.com");
+    store.users.create(&alice).unwrap();
+    assert_eq!(
+        store
+            .users
+            .find_by_id(&alice.user.id)
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::User
+    );
+    let id = store
+        .users
+        .set_role(&Username::parse("ALICE").unwrap(), Role::Admin)
+        .unwrap();
+    assert_eq!(id, Some(alice.user.id));
+    assert_eq!(
+        store
+            .users
+            .find_by_id(&alice.user.id)
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Admin
+    );
+    assert_eq!(
+        store
+            .users
+            .set_role(&Username::parse("nobody").unwrap(), Role::Admin)
+            .unwrap(),
+        None
+    );
+}
+
+fn event(at: i64, user: Option<UserId>, action: AuditAction) -> AuditEvent {
+    AuditEvent::new(
+        Timestamp(at),
+        &Origin::ip("192.0.2.7"),
+        user,
+        action,
+        AuditOutcome::Success,
+    )
+}
+
+/// Waits (bounded) until the batch writer has stored `count` events.
+fn wait_for(audit: &DieselAuditLog, count: usize) -> Vec<safebox_domain::AuditRecord> {
+    for _ in 0..200 {
+        let page = audit
+            .list(&AuditQuery {
+                user: None,
+                before: None,
+                limit: 200,
+            })
+            .unwrap();
+        if page.len() >= count {
+            return page;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the audit writer did not store {count} events in 2 s");
+}
+
+#[test]
+fn audit_events_are_listed_newest_first_filtered_and_paginated() {
+    let store = store();
+    let now = SystemClock.now().as_secs();
+    let audit = DieselAuditLog::start(
+        store.pool.clone(),
+        Duration::from_secs(86_400),
+        Arc::new(SystemClock),
+    );
+    let alice = UserId::generate();
+    let bob = UserId::generate();
+    audit.record(event(now, Some(alice), AuditAction::Register));
+    audit.record(event(now, Some(bob), AuditAction::Register));
+    audit.record(event(now, Some(alice), AuditAction::SecretWrite));
+    audit.record(event(now, None, AuditAction::Login));
+
+    let all = wait_for(&audit, 4);
+    let actions: Vec<_> = all.iter().map(|r| r.event.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::Login,
+            AuditAction::SecretWrite,
+            AuditAction::Register,
+            AuditAction::Register
+        ]
+    );
+    assert_eq!(all[0].event.client_ip.as_deref(), Some("192.0.2.7"));
+
+    let own = audit
+        .list(&AuditQuery {
+            user: Some(alice),
+            before: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(own.len(), 2);
+    assert!(own.iter().all(|r| r.event.user_id == Some(alice)));
+
+    let first = audit
+        .list(&AuditQuery {
+            user: None,
+            before: None,
+            limit: 3,
+        })
+        .unwrap();
+    let rest = audit
+        .list(&AuditQuery {
+            user: None,
+            before: Some(first[2].id.clone()),
+            limit: 3,
+        })
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].event.action, AuditAction::Register);
+}
+
+#[test]
+fn old_audit_events_are_pruned_at_start_and_on_demand() {
+    let store = store();
+    let now = SystemClock.now().as_secs();
+    {
+        let audit = DieselAuditLog::start(
+            store.pool.clone(),
+            Duration::from_secs(365 * 86_400),
+            Arc::new(SystemClock),
+        );
+        audit.record(event(now - 40 * 86_400, None, AuditAction::Login));
+        audit.record(event(now - 10 * 86_400, None, AuditAction::Login));
+        audit.record(event(now, None, AuditAction::Login));
+        wait_for(&audit, 3);
+    } // dropping the log flushes its queue
+    // A retention of 30 days prunes the 40-day-old event when the writer starts.
+    let audit = DieselAuditLog::start(
+        store.pool.clone(),
+        Duration::from_secs(30 * 86_400),
+        Arc::new(SystemClock),
+    );
+    let mut remaining = Vec::new();
+    for _ in 0..200 {
+        remaining = audit
+            .list(&AuditQuery {
+                user: None,
+                before: None,
+                limit: 10,
+            })
+            .unwrap();
+        if remaining.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(remaining.len(), 2);
+    assert_eq!(audit.prune(Timestamp(now - 86_400)).unwrap(), 1);
+    assert_eq!(
+        audit
+            .list(&AuditQuery {
+                user: None,
+                before: None,
+                limit: 10
+            })
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn dropping_the_audit_log_writes_what_is_queued() {
+    let store = store();
+    let now = SystemClock.now().as_secs();
+    {
+        let audit = DieselAuditLog::start(
+            store.pool.clone(),
+            Duration::from_secs(86_400),
+            Arc::new(SystemClock),
+        );
+        for _ in 0..500 {
+            audit.record(event(now, None, AuditAction::SecretRead));
+        }
+    }
+    let audit = DieselAuditLog::start(
+        store.pool.clone(),
+        Duration::from_secs(86_400),
+        Arc::new(SystemClock),
+    );
+    assert_eq!(
+        audit
+            .list(&AuditQuery {
+                user: None,
+                before: None,
+                limit: 200
+            })
+            .unwrap()
+            .len(),
+        200
+    );
+    let mut total = 0;
+    let mut before = None;
+    loop {
+        let page = audit
+            .list(&AuditQuery {
+                user: None,
+                before: before.clone(),
+                limit: 200,
+            })
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        total += page.len();
+        before = Some(page.last().unwrap().id.clone());
+    }
+    assert_eq!(total, 500);
 }

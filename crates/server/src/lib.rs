@@ -6,7 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use safebox_api::Application;
-use safebox_infra::{Config, KeyBytes, db};
+use std::sync::Arc;
+
+use safebox_domain::ports::Clock;
+use safebox_domain::usecases::{SetRole, SetRoleError};
+use safebox_domain::{Origin, Role, Username};
+use safebox_infra::db::DbPool;
+use safebox_infra::{Config, DieselAuditLog, DieselUserRepository, KeyBytes, SystemClock, db};
 use tracing_subscriber::EnvFilter;
 
 /// safebox: a self-hosted store for passwords, API keys and notes that nobody else
@@ -28,6 +34,26 @@ enum Command {
     /// Print a fresh random 32-byte key as base64, for SAFEBOX_MASTER_KEY or
     /// SAFEBOX_JWT_SECRET.
     Keygen,
+    /// Manage the admin role. Works against the configured database while the
+    /// server runs; the change applies to the account's next request.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Make USERNAME an admin.
+    Grant {
+        /// The account's username.
+        username: String,
+    },
+    /// Make USERNAME an ordinary user again.
+    Revoke {
+        /// The account's username.
+        username: String,
+    },
 }
 
 /// Parses the command line, runs the command and turns failure into a message on
@@ -50,15 +76,44 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             println!("{}", key.to_base64().as_str());
             Ok(())
         }
+        Command::Admin { action } => {
+            let (username, role) = match action {
+                AdminAction::Grant { username } => (username, Role::Admin),
+                AdminAction::Revoke { username } => (username, Role::User),
+            };
+            let username = Username::parse(&username)?;
+            let config = Config::from_env()?;
+            init_logging(&config.log)?;
+            let pool = open_database(&config)?;
+            db::migrate(&pool)?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let audit = Arc::new(DieselAuditLog::start(
+                pool.clone(),
+                config.audit_retention,
+                clock.clone(),
+            ));
+            let set_role = SetRole::new(
+                Arc::new(DieselUserRepository::new(pool)),
+                audit.clone(),
+                clock,
+            );
+            let result = set_role.execute(&username, role, &Origin::operator());
+            // Dropping the last handle writes the queued audit event.
+            drop(set_role);
+            drop(audit);
+            match result {
+                Ok(_) => {
+                    println!("{username} is now {}", role.as_str());
+                    Ok(())
+                }
+                Err(SetRoleError::NoSuchUser) => anyhow::bail!("no account is named {username}"),
+                Err(err) => Err(err.into()),
+            }
+        }
         Command::Migrate => {
             let config = Config::from_env()?;
             init_logging(&config.log)?;
-            config.ensure_data_dir()?;
-            let pool = db::connect(
-                &config.effective_database_url(),
-                config.db_pool_size,
-                config.db_timeout,
-            )?;
+            let pool = open_database(&config)?;
             let applied = db::migrate(&pool)?;
             if applied.is_empty() {
                 println!("database is up to date");
@@ -76,6 +131,17 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// Opens the configured database and brings its schema up to date.
+fn open_database(config: &Config) -> anyhow::Result<DbPool> {
+    config.ensure_data_dir()?;
+    let pool = db::connect(
+        &config.effective_database_url(),
+        config.db_pool_size,
+        config.db_timeout,
+    )?;
+    Ok(pool)
 }
 
 fn init_logging(filter: &str) -> anyhow::Result<()> {

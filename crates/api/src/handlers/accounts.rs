@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::MessageResponse;
 use crate::error::ApiError;
-use crate::extract::{IpRateLimit, JsonBody};
+use crate::extract::{ClientIp, IpRateLimit, JsonBody};
 use crate::state::AppState;
 
 /// `RegisterRequest` in openapi.yaml. No `Debug`: it holds a password.
@@ -36,6 +36,7 @@ struct LoginResponse {
 /// `POST /register`
 pub async fn register(
     _: IpRateLimit,
+    client: ClientIp,
     state: web::Data<AppState>,
     body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -53,6 +54,7 @@ pub async fn register(
         email,
         username,
         password,
+        origin: client.origin(),
     };
     let shared = state.clone();
     state
@@ -65,6 +67,7 @@ pub async fn register(
 /// `POST /login`
 pub async fn login(
     _: IpRateLimit,
+    client: ClientIp,
     state: web::Data<AppState>,
     body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,6 +80,7 @@ pub async fn login(
     let command = LoginCommand {
         identifier,
         password: PasswordAttempt::new(body.password),
+        origin: client.origin(),
     };
     let shared = state.clone();
     let success = state

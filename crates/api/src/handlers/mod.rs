@@ -2,10 +2,12 @@
 //! case off the async workers and responds.
 
 mod accounts;
+mod audit;
 mod fallback;
 mod secrets;
 
 pub use accounts::{login, register};
+pub use audit::list_audit;
 pub use fallback::{method_not_allowed, not_found};
 pub use secrets::{get_secret, set_secret};
 

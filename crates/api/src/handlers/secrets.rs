@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::MessageResponse;
 use crate::error::ApiError;
-use crate::extract::{AuthUser, JsonBody};
+use crate::extract::{AuthUser, ClientIp, JsonBody};
 use crate::state::AppState;
 
 /// `SetSecretRequest` in openapi.yaml. No `Debug`: it holds a secret.
@@ -29,6 +29,7 @@ struct SecretResponse<'a> {
 /// `POST /set_secret`
 pub async fn set_secret(
     AuthUser(caller): AuthUser,
+    client: ClientIp,
     state: web::Data<AppState>,
     body: JsonBody<SetSecretRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -41,6 +42,7 @@ pub async fn set_secret(
             &body.username,
             SecretName::default_name(),
             &value,
+            &client.origin(),
         )
     })
     .await??;
@@ -50,6 +52,7 @@ pub async fn set_secret(
 /// `GET /get_secret?username=…`
 pub async fn get_secret(
     AuthUser(caller): AuthUser,
+    client: ClientIp,
     state: web::Data<AppState>,
     query: web::Query<GetSecretQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -60,6 +63,7 @@ pub async fn get_secret(
             &caller.user_id,
             &query.username,
             &SecretName::default_name(),
+            &client.origin(),
         )
     })
     .await??;

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use actix_web::body::to_bytes;
 use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
-use safebox_domain::ports::LockoutPolicy;
 use safebox_domain::ports::{
-    AccessToken, CipherError, HashError, IssuedToken, MockClock, MockPasswordHasher,
-    MockSecretCipher, MockSecretRepository, MockTokenIssuer, MockUserRepository, TokenClaims,
-    TokenError,
+    AccessToken, CipherError, HashError, IssuedToken, LockoutPolicy, MockAuditLog, MockClock,
+    MockPasswordHasher, MockSecretCipher, MockSecretRepository, MockTokenIssuer,
+    MockUserRepository, Ports, TokenClaims, TokenError,
 };
-use safebox_domain::usecases::{Authenticate, GetSecret, Login, LoginPorts, Register, SetSecret};
+use safebox_domain::usecases::{Authenticate, GetSecret, ListAudit, Login, Register, SetSecret};
 use safebox_domain::{
     DataKeyId, Email, KeyId, PasswordHash, PasswordPolicy, RepoError, SealedData, Secret,
     SecretName, Timestamp, User, UserId, Username, WrappedDataKey,
@@ -25,7 +24,7 @@ use crate::routes;
 use crate::state::AppState;
 
 #[derive(Default)]
-struct Ports {
+struct MockPorts {
     users: MockUserRepository,
     secrets: MockSecretRepository,
     hasher: MockPasswordHasher,
@@ -39,11 +38,12 @@ fn alice() -> User {
         username: Username::parse("alice").unwrap(),
         email: Email::parse("alice@example.com").unwrap(),
         password_hash: PasswordHash("$2b$04$hash".into()),
+        role: safebox_domain::Role::User,
         created_at: Timestamp(1),
     }
 }
 
-impl Ports {
+impl MockPorts {
     /// Ports whose token issuer accepts the bearer token "valid" as alice's.
     fn authenticated() -> Self {
         let mut ports = Self::default();
@@ -63,29 +63,27 @@ impl Ports {
     }
 
     fn into_state(self) -> web::Data<AppState> {
-        let users = Arc::new(self.users);
-        let secrets = Arc::new(self.secrets);
-        let hasher = Arc::new(self.hasher);
-        let cipher = Arc::new(self.cipher);
-        let tokens = Arc::new(self.tokens);
         let mut clock = MockClock::new();
         clock.expect_now().returning(|| Timestamp(2));
-        let clock = Arc::new(clock);
+        let mut audit = MockAuditLog::new();
+        audit.expect_record().returning(|_| ());
+        let ports = Ports {
+            users: Arc::new(self.users),
+            secrets: Arc::new(self.secrets),
+            hasher: Arc::new(self.hasher),
+            cipher: Arc::new(self.cipher),
+            tokens: Arc::new(self.tokens),
+            attempts: Arc::new(MemoryAttemptLimiter::default()),
+            audit: Arc::new(audit),
+            clock: Arc::new(clock),
+        };
         web::Data::new(AppState {
-            register: Register::new(users.clone(), hasher.clone(), cipher.clone(), clock.clone()),
-            login: Login::new(
-                LoginPorts {
-                    users: users.clone(),
-                    hasher: hasher.clone(),
-                    tokens: tokens.clone(),
-                    attempts: Arc::new(MemoryAttemptLimiter::default()),
-                    clock: clock.clone(),
-                },
-                LockoutPolicy::default(),
-            ),
-            authenticate: Authenticate::new(tokens),
-            set_secret: SetSecret::new(users.clone(), secrets.clone(), cipher.clone(), clock),
-            get_secret: GetSecret::new(users, secrets, cipher),
+            register: Register::new(&ports),
+            login: Login::new(&ports, LockoutPolicy::default()),
+            authenticate: Authenticate::new(ports.tokens.clone()),
+            set_secret: SetSecret::new(&ports),
+            get_secret: GetSecret::new(&ports),
+            list_audit: ListAudit::new(&ports),
             password_policy: PasswordPolicy::without_breach_list(12),
             hashing: HashingPool::new(1, 4),
             ip_limiter: None,
@@ -94,7 +92,7 @@ impl Ports {
     }
 }
 
-async fn call(ports: Ports, request: test::TestRequest) -> (StatusCode, Value) {
+async fn call(ports: MockPorts, request: test::TestRequest) -> (StatusCode, Value) {
     let app = test::init_service(
         App::new()
             .app_data(ports.into_state())
@@ -139,7 +137,7 @@ fn data_key() -> WrappedDataKey {
 
 #[actix_web::test]
 async fn an_unavailable_store_is_503_service_unavailable() {
-    let mut ports = Ports::default();
+    let mut ports = MockPorts::default();
     ports
         .users
         .expect_find_by_email()
@@ -151,7 +149,7 @@ async fn an_unavailable_store_is_503_service_unavailable() {
 
 #[actix_web::test]
 async fn a_broken_store_is_an_opaque_500() {
-    let mut ports = Ports::default();
+    let mut ports = MockPorts::default();
     ports
         .users
         .expect_find_by_email()
@@ -163,7 +161,7 @@ async fn a_broken_store_is_an_opaque_500() {
 
 #[actix_web::test]
 async fn a_hashing_failure_is_an_opaque_500() {
-    let mut ports = Ports::default();
+    let mut ports = MockPorts::default();
     ports.users.expect_find_by_email().returning(|_| Ok(None));
     ports
         .users
@@ -180,7 +178,7 @@ async fn a_hashing_failure_is_an_opaque_500() {
 
 #[actix_web::test]
 async fn a_token_that_cannot_be_issued_is_an_opaque_500() {
-    let mut ports = Ports::default();
+    let mut ports = MockPorts::default();
     ports
         .users
         .expect_find_by_email()
@@ -197,7 +195,7 @@ async fn a_token_that_cannot_be_issued_is_an_opaque_500() {
 
 #[actix_web::test]
 async fn login_responds_with_the_issued_token() {
-    let mut ports = Ports::default();
+    let mut ports = MockPorts::default();
     ports
         .users
         .expect_find_by_email()
@@ -224,7 +222,7 @@ async fn login_responds_with_the_issued_token() {
 
 #[actix_web::test]
 async fn a_tampered_ciphertext_is_an_opaque_500_never_a_value() {
-    let mut ports = Ports::authenticated();
+    let mut ports = MockPorts::authenticated();
     ports
         .users
         .expect_find_by_id()
@@ -256,7 +254,7 @@ async fn a_tampered_ciphertext_is_an_opaque_500_never_a_value() {
 
 #[actix_web::test]
 async fn set_secret_seals_under_the_default_name() {
-    let mut ports = Ports::authenticated();
+    let mut ports = MockPorts::authenticated();
     ports
         .users
         .expect_find_by_id()
@@ -291,7 +289,7 @@ async fn set_secret_seals_under_the_default_name() {
 #[actix_web::test]
 async fn a_refused_token_never_reaches_the_use_case() {
     // No repository expectations: any lookup would panic the mock.
-    let ports = Ports::authenticated();
+    let ports = MockPorts::authenticated();
     let request = test::TestRequest::get()
         .uri("/get_secret?username=alice")
         .insert_header(("Authorization", "Bearer forged"));

@@ -98,6 +98,16 @@ impl TestApp {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// Logs `username` (already registered with [`PASSWORD`]) in; returns the token.
+    pub async fn user_with_token_for_existing(&self, username: &str) -> String {
+        let response = self
+            .login(&json!({ "username": username, "password": PASSWORD }))
+            .await;
+        assert_eq!(response.status(), 200, "logging in {username}");
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
     pub async fn set_secret(&self, token: &str, username: &str, secret: &str) -> Response {
         self.client
             .post(self.url("/set_secret"))

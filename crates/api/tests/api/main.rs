@@ -6,6 +6,7 @@
 mod helpers;
 
 mod attacks;
+mod audit;
 mod login;
 mod openapi;
 mod register;

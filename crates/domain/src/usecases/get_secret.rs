@@ -1,8 +1,12 @@
 use std::sync::Arc;
 
 use super::caller_owning;
-use crate::ports::{CipherError, SecretCipher, SecretRepository, UserRepository};
-use crate::{RepoError, SecretName, SecretValue, UserId};
+use crate::ports::{
+    AuditLog, CipherError, Clock, Ports, SecretCipher, SecretRepository, UserRepository,
+};
+use crate::{
+    AuditAction, AuditEvent, AuditOutcome, Origin, RepoError, SecretName, SecretValue, UserId,
+};
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -36,30 +40,57 @@ impl From<CipherError> for GetSecretError {
     }
 }
 
-/// Reads and opens one of the caller's own secrets.
+/// Reads and opens one of the caller's own secrets. Audited as `secret.read`.
 pub struct GetSecret {
     users: Arc<dyn UserRepository>,
     secrets: Arc<dyn SecretRepository>,
     cipher: Arc<dyn SecretCipher>,
+    audit: Arc<dyn AuditLog>,
+    clock: Arc<dyn Clock>,
 }
 
 impl GetSecret {
     /// Builds the use case.
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        secrets: Arc<dyn SecretRepository>,
-        cipher: Arc<dyn SecretCipher>,
-    ) -> Self {
+    pub fn new(ports: &Ports) -> Self {
         Self {
-            users,
-            secrets,
-            cipher,
+            users: ports.users.clone(),
+            secrets: ports.secrets.clone(),
+            cipher: ports.cipher.clone(),
+            audit: ports.audit.clone(),
+            clock: ports.clock.clone(),
         }
     }
 
     /// Returns the caller's secret `name`. `claimed_username` is the username the
     /// client sent; it must be the caller's own.
     pub fn execute(
+        &self,
+        caller: &UserId,
+        claimed_username: &str,
+        name: &SecretName,
+        origin: &Origin,
+    ) -> Result<SecretValue, GetSecretError> {
+        let result = self.read(caller, claimed_username, name);
+        let outcome = match &result {
+            Ok(_) => Some(AuditOutcome::Success),
+            Err(GetSecretError::NotAuthorized | GetSecretError::NotFound) => {
+                Some(AuditOutcome::Failure)
+            }
+            Err(_) => None,
+        };
+        if let Some(outcome) = outcome {
+            self.audit.record(AuditEvent::new(
+                self.clock.now(),
+                origin,
+                Some(*caller),
+                AuditAction::SecretRead,
+                outcome,
+            ));
+        }
+        result
+    }
+
+    fn read(
         &self,
         caller: &UserId,
         claimed_username: &str,
@@ -84,151 +115,169 @@ impl GetSecret {
 mod tests {
     use super::*;
     use crate::ports::{MockSecretCipher, MockSecretRepository, MockUserRepository};
-    use crate::usecases::fixtures::{boom, data_key, user};
+    use crate::usecases::fixtures::{Mocks, RecordingAudit, boom, data_key, user};
     use crate::{KeyId, SealedData, Secret, Timestamp, User};
 
-    struct Mocks {
-        alice: User,
-        users: MockUserRepository,
-        secrets: MockSecretRepository,
-        cipher: MockSecretCipher,
+    fn happy() -> (Mocks, User) {
+        let alice = user("alice");
+        let owner = alice.id;
+        let mut mocks = Mocks::default();
+        let found = alice.clone();
+        mocks
+            .users
+            .expect_find_by_id()
+            .withf(move |id| *id == owner)
+            .returning(move |_| Ok(Some(found.clone())));
+        mocks
+            .users
+            .expect_data_key()
+            .returning(|_| Ok(Some(data_key())));
+        mocks
+            .secrets
+            .expect_find()
+            .withf(move |id, name| *id == owner && name.as_str() == "default")
+            .returning(move |_, name| {
+                Ok(Some(Secret {
+                    owner,
+                    name: name.clone(),
+                    sealed: SealedData {
+                        key_id: KeyId("dk".into()),
+                        bytes: b"sealed".to_vec(),
+                    },
+                    created_at: Timestamp(1),
+                    updated_at: Timestamp(1),
+                }))
+            });
+        mocks
+            .cipher
+            .expect_open()
+            .withf(move |_, id, _, sealed| *id == owner && sealed.bytes == b"sealed")
+            .returning(|_, _, _, _| Ok(SecretValue::from_decrypted("launch codes".into())));
+        (mocks, alice)
     }
 
-    impl Mocks {
-        fn happy() -> Self {
-            let alice = user("alice");
-            let owner = alice.id;
-            let mut users = MockUserRepository::new();
-            let found = alice.clone();
-            users
-                .expect_find_by_id()
-                .withf(move |id| *id == owner)
-                .returning(move |_| Ok(Some(found.clone())));
-            users.expect_data_key().returning(|_| Ok(Some(data_key())));
-            let mut secrets = MockSecretRepository::new();
-            secrets
-                .expect_find()
-                .withf(move |id, name| *id == owner && name.as_str() == "default")
-                .returning(move |_, name| {
-                    Ok(Some(Secret {
-                        owner,
-                        name: name.clone(),
-                        sealed: SealedData {
-                            key_id: KeyId("dk".into()),
-                            bytes: b"sealed".to_vec(),
-                        },
-                        created_at: Timestamp(1),
-                        updated_at: Timestamp(1),
-                    }))
-                });
-            let mut cipher = MockSecretCipher::new();
-            cipher
-                .expect_open()
-                .withf(move |_, id, _, sealed| *id == owner && sealed.bytes == b"sealed")
-                .returning(|_, _, _, _| Ok(SecretValue::from_decrypted("launch codes".into())));
-            Self {
-                alice,
-                users,
-                secrets,
-                cipher,
-            }
-        }
-
-        fn run(self, claimed: &str) -> Result<SecretValue, GetSecretError> {
-            let id = self.alice.id;
-            GetSecret::new(
-                Arc::new(self.users),
-                Arc::new(self.secrets),
-                Arc::new(self.cipher),
-            )
-            .execute(&id, claimed, &SecretName::default_name())
-        }
+    fn run(
+        mocks: Mocks,
+        caller: UserId,
+        claimed: &str,
+    ) -> (Result<SecretValue, GetSecretError>, RecordingAudit) {
+        let (ports, audit) = mocks.ports();
+        let result = GetSecret::new(&ports).execute(
+            &caller,
+            claimed,
+            &SecretName::default_name(),
+            &Origin::ip("203.0.113.5"),
+        );
+        (result, audit)
     }
 
     #[test]
-    fn returns_the_opened_value() {
+    fn returns_the_opened_value_and_audits_the_read() {
+        let (mocks, alice) = happy();
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert_eq!(result.unwrap().expose(), "launch codes");
         assert_eq!(
-            Mocks::happy().run("alice").unwrap().expose(),
-            "launch codes"
+            audit.recorded(),
+            [(
+                AuditAction::SecretRead,
+                AuditOutcome::Success,
+                Some(alice.id)
+            )]
         );
     }
 
     #[test]
     fn another_users_name_is_not_authorized() {
+        let (mocks, alice) = happy();
+        let (result, audit) = run(mocks, alice.id, "bob");
+        assert!(matches!(result, Err(GetSecretError::NotAuthorized)));
+        assert_eq!(
+            audit.recorded(),
+            [(
+                AuditAction::SecretRead,
+                AuditOutcome::Failure,
+                Some(alice.id)
+            )]
+        );
+        let (mocks, alice) = happy();
         assert!(matches!(
-            Mocks::happy().run("bob"),
-            Err(GetSecretError::NotAuthorized)
-        ));
-        assert!(matches!(
-            Mocks::happy().run(""),
+            run(mocks, alice.id, "").0,
             Err(GetSecretError::NotAuthorized)
         ));
     }
 
     #[test]
     fn a_deleted_caller_is_not_authorized() {
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks.users = MockUserRepository::new();
         mocks.users.expect_find_by_id().returning(|_| Ok(None));
         assert!(matches!(
-            mocks.run("alice"),
+            run(mocks, alice.id, "alice").0,
             Err(GetSecretError::NotAuthorized)
         ));
     }
 
     #[test]
     fn no_secret_is_not_found() {
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks.secrets = MockSecretRepository::new();
         mocks.secrets.expect_find().returning(|_, _| Ok(None));
-        assert!(matches!(mocks.run("alice"), Err(GetSecretError::NotFound)));
+        assert!(matches!(
+            run(mocks, alice.id, "alice").0,
+            Err(GetSecretError::NotFound)
+        ));
     }
 
     #[test]
     fn a_missing_data_key_is_reported() {
-        let mut mocks = Mocks::happy();
-        let alice = mocks.alice.clone();
+        let (mut mocks, alice) = happy();
+        let found = alice.clone();
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_by_id()
-            .returning(move |_| Ok(Some(alice.clone())));
+            .returning(move |_| Ok(Some(found.clone())));
         mocks.users.expect_data_key().returning(|_| Ok(None));
         assert!(matches!(
-            mocks.run("alice"),
+            run(mocks, alice.id, "alice").0,
             Err(GetSecretError::MissingDataKey)
         ));
     }
 
     #[test]
     fn a_tampered_ciphertext_is_an_integrity_error_never_a_value() {
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks.cipher = MockSecretCipher::new();
         mocks
             .cipher
             .expect_open()
             .returning(|_, _, _, _| Err(CipherError::Integrity));
-        assert!(matches!(mocks.run("alice"), Err(GetSecretError::Integrity)));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(GetSecretError::Integrity)));
+        assert!(audit.recorded().is_empty());
 
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks.cipher = MockSecretCipher::new();
         mocks
             .cipher
             .expect_open()
             .returning(|_, _, _, _| Err(CipherError::UnknownKey(KeyId("old".into()))));
-        assert!(matches!(mocks.run("alice"), Err(GetSecretError::Cipher(_))));
+        assert!(matches!(
+            run(mocks, alice.id, "alice").0,
+            Err(GetSecretError::Cipher(_))
+        ));
     }
 
     #[test]
     fn storage_failures_are_reported() {
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks.secrets = MockSecretRepository::new();
         mocks
             .secrets
             .expect_find()
             .returning(|_, _| Err(RepoError::Unavailable(boom())));
         assert!(matches!(
-            mocks.run("alice"),
+            run(mocks, alice.id, "alice").0,
             Err(GetSecretError::Repository(_))
         ));
     }

@@ -1,10 +1,8 @@
-use std::sync::Arc;
-
-use crate::ports::{
-    AttemptLimiter, Clock, HashError, IssuedToken, LockoutPolicy, PasswordHasher, TokenError,
-    TokenIssuer, UserRepository,
+use crate::ports::{HashError, IssuedToken, LockoutPolicy, Ports, TokenError};
+use crate::{
+    AuditAction, AuditEvent, AuditOutcome, Email, Origin, PasswordAttempt, RepoError, User, UserId,
+    Username,
 };
-use crate::{Email, PasswordAttempt, RepoError, User, UserId, Username};
 
 /// How the client named the account it is logging in to. The text is not validated:
 /// anything that is not a well-formed, existing account simply fails to log in.
@@ -23,6 +21,8 @@ pub struct LoginCommand {
     pub identifier: LoginIdentifier,
     /// The password offered.
     pub password: PasswordAttempt,
+    /// Where the request came from, for the audit log.
+    pub origin: Origin,
 }
 
 /// A successful login.
@@ -58,24 +58,10 @@ pub enum LoginError {
     Repository(#[from] RepoError),
 }
 
-/// The ports [`Login`] needs.
-pub struct LoginPorts {
-    /// Account lookups.
-    pub users: Arc<dyn UserRepository>,
-    /// Password verification.
-    pub hasher: Arc<dyn PasswordHasher>,
-    /// Token issuing.
-    pub tokens: Arc<dyn TokenIssuer>,
-    /// Failure counting and lockout.
-    pub attempts: Arc<dyn AttemptLimiter>,
-    /// The time, for the lockout window.
-    pub clock: Arc<dyn Clock>,
-}
-
 /// Checks a password and issues an access token, locking an account after
-/// repeated failures.
+/// repeated failures. Audited as `login` (and `lockout` when a lock begins).
 pub struct Login {
-    ports: LoginPorts,
+    ports: Ports,
     lockout: LockoutPolicy,
 }
 
@@ -84,8 +70,11 @@ const MAX_KEY_LEN: usize = 320;
 
 impl Login {
     /// Builds the use case.
-    pub fn new(ports: LoginPorts, lockout: LockoutPolicy) -> Self {
-        Self { ports, lockout }
+    pub fn new(ports: &Ports, lockout: LockoutPolicy) -> Self {
+        Self {
+            ports: ports.clone(),
+            lockout,
+        }
     }
 
     /// Logs in.
@@ -100,8 +89,19 @@ impl Login {
     pub fn execute(&self, command: LoginCommand) -> Result<LoginSuccess, LoginError> {
         let ports = &self.ports;
         let (user, key) = self.find(&command.identifier)?;
+        let user_id = user.as_ref().map(|user| user.id);
         let now = ports.clock.now();
+        let audit = |action, outcome| {
+            ports.audit.record(AuditEvent::new(
+                now,
+                &command.origin,
+                user_id,
+                action,
+                outcome,
+            ));
+        };
         if let Some(retry_after_secs) = ports.attempts.locked_for(&key, now)? {
+            audit(AuditAction::Login, AuditOutcome::Locked);
             return Err(LoginError::Locked { retry_after_secs });
         }
         let hash = user.as_ref().map_or_else(
@@ -110,11 +110,15 @@ impl Login {
         );
         let verified = ports.hasher.verify(&command.password, &hash)?;
         let Some(user) = user.filter(|_| verified) else {
-            ports.attempts.record_failure(&key, now, &self.lockout)?;
+            audit(AuditAction::Login, AuditOutcome::Failure);
+            if ports.attempts.record_failure(&key, now, &self.lockout)? {
+                audit(AuditAction::Lockout, AuditOutcome::Success);
+            }
             return Err(LoginError::InvalidCredentials);
         };
         ports.attempts.reset(&key)?;
         let token = ports.tokens.issue(&user.id)?;
+        audit(AuditAction::Login, AuditOutcome::Success);
         Ok(LoginSuccess {
             user_id: user.id,
             token,
@@ -157,17 +161,15 @@ impl Login {
 mod tests {
     use super::*;
     use crate::PasswordHash;
-    use crate::Timestamp;
-    use crate::ports::{
-        AccessToken, MockAttemptLimiter, MockClock, MockPasswordHasher, MockTokenIssuer,
-        MockUserRepository,
-    };
-    use crate::usecases::fixtures::{boom, user};
+    use crate::ports::{AccessToken, MockAttemptLimiter, MockPasswordHasher, MockUserRepository};
+    use crate::usecases::fixtures::{Mocks, RecordingAudit, boom, user};
+    use crate::{AuditAction as A, AuditOutcome as O, Timestamp};
 
     fn attempt(identifier: LoginIdentifier, password: &str) -> LoginCommand {
         LoginCommand {
             identifier,
             password: PasswordAttempt::new(password.into()),
+            origin: Origin::ip("198.51.100.7"),
         }
     }
 
@@ -182,71 +184,55 @@ mod tests {
         }
     }
 
-    struct Mocks {
-        alice: User,
-        users: MockUserRepository,
-        hasher: MockPasswordHasher,
-        tokens: MockTokenIssuer,
-        attempts: MockAttemptLimiter,
+    /// alice exists (by email and username); her password is "the password";
+    /// nothing is locked.
+    fn alice_mocks() -> (Mocks, User) {
+        let alice = user("alice");
+        let mut mocks = Mocks::default();
+        let found = alice.clone();
+        mocks
+            .users
+            .expect_find_by_email()
+            .withf(|email| email.as_str() == "alice@example.com")
+            .returning(move |_| Ok(Some(found.clone())));
+        let found = alice.clone();
+        mocks
+            .users
+            .expect_find_by_username()
+            .withf(|name| name.as_str() == "alice")
+            .returning(move |_| Ok(Some(found.clone())));
+        mocks.users.expect_find_by_email().returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_dummy_hash()
+            .returning(|| PasswordHash("dummy".into()));
+        mocks.hasher.expect_verify().returning(|attempt, hash| {
+            Ok(hash.0 == "hash-of-alice" && attempt.expose() == "the password")
+        });
+        mocks
+            .attempts
+            .expect_locked_for()
+            .returning(|_, _| Ok(None));
+        (mocks, alice)
     }
 
-    impl Mocks {
-        /// alice exists (by email and username); her password is "the password";
-        /// nothing is locked.
-        fn new() -> Self {
-            let alice = user("alice");
-            let mut users = MockUserRepository::new();
-            let found = alice.clone();
-            users
-                .expect_find_by_email()
-                .withf(|email| email.as_str() == "alice@example.com")
-                .returning(move |_| Ok(Some(found.clone())));
-            let found = alice.clone();
-            users
-                .expect_find_by_username()
-                .withf(|name| name.as_str() == "alice")
-                .returning(move |_| Ok(Some(found.clone())));
-            users.expect_find_by_email().returning(|_| Ok(None));
-            users.expect_find_by_username().returning(|_| Ok(None));
-            let mut hasher = MockPasswordHasher::new();
-            hasher
-                .expect_dummy_hash()
-                .returning(|| PasswordHash("dummy".into()));
-            hasher.expect_verify().returning(|attempt, hash| {
-                Ok(hash.0 == "hash-of-alice" && attempt.expose() == "the password")
-            });
-            let mut attempts = MockAttemptLimiter::new();
-            attempts.expect_locked_for().returning(|_, _| Ok(None));
-            Self {
-                alice,
-                users,
-                hasher,
-                tokens: MockTokenIssuer::new(),
-                attempts,
-            }
-        }
-
-        fn run(self, command: LoginCommand) -> Result<LoginSuccess, LoginError> {
-            let mut clock = MockClock::new();
-            clock.expect_now().returning(|| Timestamp(1_000));
-            Login::new(
-                LoginPorts {
-                    users: Arc::new(self.users),
-                    hasher: Arc::new(self.hasher),
-                    tokens: Arc::new(self.tokens),
-                    attempts: Arc::new(self.attempts),
-                    clock: Arc::new(clock),
-                },
-                LockoutPolicy::default(),
-            )
-            .execute(command)
-        }
+    fn run(
+        mocks: Mocks,
+        command: LoginCommand,
+    ) -> (Result<LoginSuccess, LoginError>, RecordingAudit) {
+        let (ports, audit) = mocks.ports();
+        let result = Login::new(&ports, LockoutPolicy::default()).execute(command);
+        (result, audit)
     }
 
     #[test]
-    fn the_right_password_issues_a_token_and_resets_the_count() {
-        let mut mocks = Mocks::new();
-        let id = mocks.alice.id;
+    fn the_right_password_issues_a_token_resets_the_count_and_is_audited() {
+        let (mut mocks, alice) = alice_mocks();
+        let id = alice.id;
         let key = format!("user:{id}");
         mocks
             .tokens
@@ -260,15 +246,18 @@ mod tests {
             .withf(move |k| k == key)
             .times(1)
             .returning(|_| Ok(()));
-        let success = mocks.run(by_email("the password")).unwrap();
+        let (result, audit) = run(mocks, by_email("the password"));
+        let success = result.unwrap();
         assert_eq!(success.user_id, id);
         assert_eq!(success.token.token.expose(), "jwt");
+        assert_eq!(audit.recorded(), [(A::Login, O::Success, Some(id))]);
+        assert_eq!(audit.events()[0].client_ip.as_deref(), Some("198.51.100.7"));
     }
 
     #[test]
     fn login_by_username_uses_the_same_account_key() {
-        let mut mocks = Mocks::new();
-        let key = format!("user:{}", mocks.alice.id);
+        let (mut mocks, alice) = alice_mocks();
+        let key = format!("user:{}", alice.id);
         mocks.tokens.expect_issue().returning(|_| Ok(issued()));
         mocks
             .attempts
@@ -276,18 +265,18 @@ mod tests {
             .withf(move |k| k == key)
             .times(1)
             .returning(|_| Ok(()));
-        mocks
-            .run(attempt(
-                LoginIdentifier::Username("ALICE".into()),
-                "the password",
-            ))
-            .unwrap();
+        run(
+            mocks,
+            attempt(LoginIdentifier::Username("ALICE".into()), "the password"),
+        )
+        .0
+        .unwrap();
     }
 
     #[test]
     fn a_wrong_password_counts_a_failure_against_the_account() {
-        let mut mocks = Mocks::new();
-        let key = format!("user:{}", mocks.alice.id);
+        let (mut mocks, alice) = alice_mocks();
+        let key = format!("user:{}", alice.id);
         mocks
             .attempts
             .expect_record_failure()
@@ -296,13 +285,32 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _| Ok(false));
-        let err = mocks.run(by_email("not the password")).unwrap_err();
-        assert!(matches!(err, LoginError::InvalidCredentials));
+        let (result, audit) = run(mocks, by_email("not the password"));
+        assert!(matches!(result, Err(LoginError::InvalidCredentials)));
+        assert_eq!(audit.recorded(), [(A::Login, O::Failure, Some(alice.id))]);
+    }
+
+    #[test]
+    fn the_failure_that_locks_the_account_is_audited_as_a_lockout() {
+        let (mut mocks, alice) = alice_mocks();
+        mocks
+            .attempts
+            .expect_record_failure()
+            .returning(|_, _, _| Ok(true));
+        let (result, audit) = run(mocks, by_email("not the password"));
+        assert!(matches!(result, Err(LoginError::InvalidCredentials)));
+        assert_eq!(
+            audit.recorded(),
+            [
+                (A::Login, O::Failure, Some(alice.id)),
+                (A::Lockout, O::Success, Some(alice.id))
+            ]
+        );
     }
 
     #[test]
     fn an_unknown_account_costs_a_dummy_verification_and_counts_by_identifier() {
-        let mut mocks = Mocks::new();
+        let (mut mocks, _) = alice_mocks();
         mocks.hasher = MockPasswordHasher::new();
         mocks
             .hasher
@@ -322,10 +330,9 @@ mod tests {
             .times(1)
             .returning(|_, _, _| Ok(false));
         let command = attempt(LoginIdentifier::Email("Nobody@Example.com".into()), "x");
-        assert!(matches!(
-            mocks.run(command),
-            Err(LoginError::InvalidCredentials)
-        ));
+        let (result, audit) = run(mocks, command);
+        assert!(matches!(result, Err(LoginError::InvalidCredentials)));
+        assert_eq!(audit.recorded(), [(A::Login, O::Failure, None)]);
     }
 
     #[test]
@@ -340,7 +347,7 @@ mod tests {
                 "login:no spaces",
             ),
         ] {
-            let mut mocks = Mocks::new();
+            let (mut mocks, _) = alice_mocks();
             mocks.users = MockUserRepository::new(); // any lookup would panic
             mocks
                 .attempts
@@ -349,7 +356,7 @@ mod tests {
                 .times(1)
                 .returning(|_, _, _| Ok(false));
             assert!(matches!(
-                mocks.run(attempt(identifier, "x")),
+                run(mocks, attempt(identifier, "x")).0,
                 Err(LoginError::InvalidCredentials)
             ));
         }
@@ -358,26 +365,27 @@ mod tests {
     #[test]
     fn a_locked_account_is_refused_without_checking_the_password() {
         for password in ["the password", "wrong"] {
-            let mut mocks = Mocks::new();
+            let (mut mocks, alice) = alice_mocks();
             mocks.attempts = MockAttemptLimiter::new();
             mocks
                 .attempts
                 .expect_locked_for()
                 .returning(|_, _| Ok(Some(600)));
             mocks.hasher = MockPasswordHasher::new(); // any verification would panic
-            let err = mocks.run(by_email(password)).unwrap_err();
+            let (result, audit) = run(mocks, by_email(password));
             assert!(matches!(
-                err,
-                LoginError::Locked {
+                result,
+                Err(LoginError::Locked {
                     retry_after_secs: 600
-                }
+                })
             ));
+            assert_eq!(audit.recorded(), [(A::Login, O::Locked, Some(alice.id))]);
         }
     }
 
     #[test]
     fn an_overlong_unknown_identifier_makes_a_bounded_key() {
-        let mut mocks = Mocks::new();
+        let (mut mocks, _) = alice_mocks();
         mocks
             .attempts
             .expect_record_failure()
@@ -386,54 +394,54 @@ mod tests {
             .returning(|_, _, _| Ok(false));
         let long = "é".repeat(1000);
         assert!(matches!(
-            mocks.run(attempt(LoginIdentifier::Username(long), "x")),
+            run(mocks, attempt(LoginIdentifier::Username(long), "x")).0,
             Err(LoginError::InvalidCredentials)
         ));
     }
 
     #[test]
     fn failures_of_the_ports_are_not_invalid_credentials() {
-        let mut mocks = Mocks::new();
+        let (mut mocks, _) = alice_mocks();
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_by_email()
             .returning(|_| Err(RepoError::Unavailable(boom())));
         assert!(matches!(
-            mocks.run(by_email("the password")),
+            run(mocks, by_email("the password")).0,
             Err(LoginError::Repository(_))
         ));
 
-        let mut mocks = Mocks::new();
+        let (mut mocks, _) = alice_mocks();
         mocks.attempts = MockAttemptLimiter::new();
         mocks
             .attempts
             .expect_locked_for()
             .returning(|_, _| Err(RepoError::Unavailable(boom())));
         assert!(matches!(
-            mocks.run(by_email("the password")),
+            run(mocks, by_email("the password")).0,
             Err(LoginError::Repository(_))
         ));
 
-        let mut mocks = Mocks::new();
+        let (mut mocks, _) = alice_mocks();
         mocks.hasher = MockPasswordHasher::new();
         mocks
             .hasher
             .expect_verify()
             .returning(|_, _| Err(HashError(boom())));
         assert!(matches!(
-            mocks.run(by_email("the password")),
+            run(mocks, by_email("the password")).0,
             Err(LoginError::Hashing(_))
         ));
 
-        let mut mocks = Mocks::new();
+        let (mut mocks, _) = alice_mocks();
         mocks.attempts.expect_reset().returning(|_| Ok(()));
         mocks
             .tokens
             .expect_issue()
             .returning(|_| Err(TokenError::Failure(boom())));
         assert!(matches!(
-            mocks.run(by_email("the password")),
+            run(mocks, by_email("the password")).0,
             Err(LoginError::Token(_))
         ));
     }

@@ -7,14 +7,18 @@
 
 mod authenticate;
 mod get_secret;
+mod list_audit;
 mod login;
 mod register;
+mod set_role;
 mod set_secret;
 
 pub use authenticate::{Authenticate, AuthenticateError, Principal};
 pub use get_secret::{GetSecret, GetSecretError};
-pub use login::{Login, LoginCommand, LoginError, LoginIdentifier, LoginPorts, LoginSuccess};
+pub use list_audit::{ListAudit, ListAuditError, MAX_AUDIT_PAGE};
+pub use login::{Login, LoginCommand, LoginError, LoginIdentifier, LoginSuccess};
 pub use register::{Register, RegisterCommand, RegisterError};
+pub use set_role::{SetRole, SetRoleError};
 pub use set_secret::{SetSecret, SetSecretError};
 
 use crate::ports::UserRepository;
@@ -38,8 +42,15 @@ fn caller_owning(
 
 #[cfg(test)]
 pub(crate) mod fixtures {
+    use std::sync::{Arc, Mutex};
+
+    use crate::ports::{
+        AuditLog, Clock, MockAttemptLimiter, MockPasswordHasher, MockSecretCipher,
+        MockSecretRepository, MockTokenIssuer, MockUserRepository, Ports,
+    };
     use crate::{
-        DataKeyId, Email, KeyId, PasswordHash, SealedData, Timestamp, User, UserId, Username,
+        AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord, DataKeyId, Email, KeyId,
+        PasswordHash, RepoError, Role, SealedData, Timestamp, User, UserId, Username,
         WrappedDataKey,
     };
 
@@ -49,6 +60,7 @@ pub(crate) mod fixtures {
             username: Username::parse(name).unwrap(),
             email: Email::parse(&format!("{name}@example.com")).unwrap(),
             password_hash: PasswordHash(format!("hash-of-{name}")),
+            role: Role::User,
             created_at: Timestamp(1_700_000_000),
         }
     }
@@ -65,5 +77,94 @@ pub(crate) mod fixtures {
 
     pub fn boom() -> crate::BoxError {
         "boom".into()
+    }
+
+    pub struct FixedClock(pub Timestamp);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> Timestamp {
+            self.0
+        }
+    }
+
+    /// What a [`RecordingAudit`] saw: (action, outcome, user) per event.
+    pub type Recorded = Vec<(AuditAction, AuditOutcome, Option<UserId>)>;
+
+    /// An audit log that remembers what it was given.
+    #[derive(Clone, Default)]
+    pub struct RecordingAudit(Arc<Mutex<Vec<AuditEvent>>>);
+
+    impl RecordingAudit {
+        pub fn recorded(&self) -> Recorded {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|event| (event.action, event.outcome, event.user_id))
+                .collect()
+        }
+
+        pub fn events(&self) -> Vec<AuditEvent> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl AuditLog for RecordingAudit {
+        fn record(&self, event: AuditEvent) {
+            self.0.lock().unwrap().push(event);
+        }
+
+        fn list(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError> {
+            unreachable!("use cases under test do not list through RecordingAudit")
+        }
+
+        fn prune(&self, _: Timestamp) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+    }
+
+    /// A mock of every port; a test sets expectations on the ones it uses (an
+    /// unexpected call panics), then builds [`Ports`].
+    pub struct Mocks {
+        pub users: MockUserRepository,
+        pub secrets: MockSecretRepository,
+        pub hasher: MockPasswordHasher,
+        pub cipher: MockSecretCipher,
+        pub tokens: MockTokenIssuer,
+        pub attempts: MockAttemptLimiter,
+        pub audit: RecordingAudit,
+        pub now: Timestamp,
+    }
+
+    impl Default for Mocks {
+        fn default() -> Self {
+            Self {
+                users: MockUserRepository::new(),
+                secrets: MockSecretRepository::new(),
+                hasher: MockPasswordHasher::new(),
+                cipher: MockSecretCipher::new(),
+                tokens: MockTokenIssuer::new(),
+                attempts: MockAttemptLimiter::new(),
+                audit: RecordingAudit::default(),
+                now: Timestamp(1_000),
+            }
+        }
+    }
+
+    impl Mocks {
+        pub fn ports(self) -> (Ports, RecordingAudit) {
+            let audit = self.audit.clone();
+            let ports = Ports {
+                users: Arc::new(self.users),
+                secrets: Arc::new(self.secrets),
+                hasher: Arc::new(self.hasher),
+                cipher: Arc::new(self.cipher),
+                tokens: Arc::new(self.tokens),
+                attempts: Arc::new(self.attempts),
+                audit: Arc::new(self.audit),
+                clock: Arc::new(FixedClock(self.now)),
+            };
+            (ports, audit)
+        }
     }
 }

@@ -1,9 +1,13 @@
 use std::sync::Arc;
 
 use crate::ports::{
-    CipherError, Clock, CreateUserError, HashError, PasswordHasher, SecretCipher, UserRepository,
+    AuditLog, CipherError, Clock, CreateUserError, HashError, PasswordHasher, Ports, SecretCipher,
+    UserRepository,
 };
-use crate::{Email, NewUser, Password, RepoError, User, UserId, Username};
+use crate::{
+    AuditAction, AuditEvent, AuditOutcome, Email, NewUser, Origin, Password, RepoError, Role, User,
+    UserId, Username,
+};
 
 /// A validated registration.
 #[derive(Debug)]
@@ -14,6 +18,8 @@ pub struct RegisterCommand {
     pub username: Username,
     /// The new account's password, already checked against the policy.
     pub password: Password,
+    /// Where the request came from, for the audit log.
+    pub origin: Origin,
 }
 
 /// Why a registration failed.
@@ -47,27 +53,24 @@ impl From<CreateUserError> for RegisterError {
 }
 
 /// Creates an account: hashes the password, makes the user's data key and stores
-/// both atomically.
+/// both atomically. Audited as `register`.
 pub struct Register {
     users: Arc<dyn UserRepository>,
     hasher: Arc<dyn PasswordHasher>,
     cipher: Arc<dyn SecretCipher>,
+    audit: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
 }
 
 impl Register {
     /// Builds the use case.
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        hasher: Arc<dyn PasswordHasher>,
-        cipher: Arc<dyn SecretCipher>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(ports: &Ports) -> Self {
         Self {
-            users,
-            hasher,
-            cipher,
-            clock,
+            users: ports.users.clone(),
+            hasher: ports.hasher.clone(),
+            cipher: ports.cipher.clone(),
+            audit: ports.audit.clone(),
+            clock: ports.clock.clone(),
         }
     }
 
@@ -77,6 +80,28 @@ impl Register {
     /// existing accounts costs no bcrypt work; the repository's unique indexes still
     /// decide a race between two concurrent registrations.
     pub fn execute(&self, command: RegisterCommand) -> Result<UserId, RegisterError> {
+        let origin = command.origin.clone();
+        let result = self.register(command);
+        let outcome = match &result {
+            Ok(id) => Some((Some(*id), AuditOutcome::Success)),
+            Err(RegisterError::EmailTaken | RegisterError::UsernameTaken) => {
+                Some((None, AuditOutcome::Failure))
+            }
+            Err(_) => None,
+        };
+        if let Some((user_id, outcome)) = outcome {
+            self.audit.record(AuditEvent::new(
+                self.clock.now(),
+                &origin,
+                user_id,
+                AuditAction::Register,
+                outcome,
+            ));
+        }
+        result
+    }
+
+    fn register(&self, command: RegisterCommand) -> Result<UserId, RegisterError> {
         if self.users.find_by_email(&command.email)?.is_some() {
             return Err(RegisterError::EmailTaken);
         }
@@ -91,6 +116,7 @@ impl Register {
             username: command.username,
             email: command.email,
             password_hash,
+            role: Role::User,
             created_at: self.clock.now(),
         };
         self.users.create(&NewUser { user, data_key })?;
@@ -101,8 +127,7 @@ impl Register {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockClock, MockPasswordHasher, MockSecretCipher, MockUserRepository};
-    use crate::usecases::fixtures::{boom, data_key, user};
+    use crate::usecases::fixtures::{Mocks, boom, data_key, user};
     use crate::{PasswordHash, PasswordOwner, PasswordPolicy, Timestamp};
 
     fn command() -> RegisterCommand {
@@ -118,54 +143,43 @@ mod tests {
                     },
                 )
                 .unwrap(),
+            origin: Origin::ip("192.0.2.1"),
         }
     }
 
-    struct Mocks {
-        users: MockUserRepository,
-        hasher: MockPasswordHasher,
-        cipher: MockSecretCipher,
-        clock: MockClock,
+    /// No account exists yet; hashing and key generation work.
+    fn happy() -> Mocks {
+        let mut mocks = Mocks {
+            now: Timestamp(42),
+            ..Mocks::default()
+        };
+        mocks.users.expect_find_by_email().returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_hash()
+            .withf(|password| password.expose() == "a long enough password")
+            .returning(|_| Ok(PasswordHash("$2b$hash".into())));
+        mocks
+            .cipher
+            .expect_new_data_key()
+            .returning(|_| Ok(data_key()));
+        mocks
     }
 
-    impl Mocks {
-        /// No account exists yet; hashing, key generation and the clock work.
-        fn happy() -> Self {
-            let mut users = MockUserRepository::new();
-            users.expect_find_by_email().returning(|_| Ok(None));
-            users.expect_find_by_username().returning(|_| Ok(None));
-            let mut hasher = MockPasswordHasher::new();
-            hasher
-                .expect_hash()
-                .withf(|password| password.expose() == "a long enough password")
-                .returning(|_| Ok(PasswordHash("$2b$hash".into())));
-            let mut cipher = MockSecretCipher::new();
-            cipher.expect_new_data_key().returning(|_| Ok(data_key()));
-            let mut clock = MockClock::new();
-            clock.expect_now().returning(|| Timestamp(42));
-            Self {
-                users,
-                hasher,
-                cipher,
-                clock,
-            }
-        }
-
-        fn run(self) -> Result<UserId, RegisterError> {
-            Register::new(
-                Arc::new(self.users),
-                Arc::new(self.hasher),
-                Arc::new(self.cipher),
-                Arc::new(self.clock),
-            )
-            .execute(command())
-        }
+    fn run(mocks: Mocks) -> (Result<UserId, RegisterError>, Vec<crate::AuditEvent>) {
+        let (ports, audit) = mocks.ports();
+        let result = Register::new(&ports).execute(command());
+        (result, audit.events())
     }
 
     #[test]
-    fn stores_the_hash_and_a_data_key_bound_to_the_new_id() {
-        let mut mocks = Mocks::happy();
-        mocks.cipher = MockSecretCipher::new();
+    fn stores_the_hash_and_a_data_key_and_audits_the_success() {
+        let mut mocks = happy();
+        mocks.cipher = crate::ports::MockSecretCipher::new();
         let key = data_key();
         let expected_key = key.clone();
         mocks
@@ -180,90 +194,99 @@ mod tests {
                 new.user.username.as_str() == "newbie"
                     && new.user.email.as_str() == "new@example.com"
                     && new.user.password_hash == PasswordHash("$2b$hash".into())
+                    && new.user.role == Role::User
                     && new.user.created_at == Timestamp(42)
                     && new.data_key == expected_key
             })
             .times(1)
             .returning(|_| Ok(()));
-        mocks.run().unwrap();
+        let (result, events) = run(mocks);
+        let id = result.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].action, AuditAction::Register);
+        assert_eq!(events[0].outcome, AuditOutcome::Success);
+        assert_eq!(events[0].user_id, Some(id));
+        assert_eq!(events[0].client_ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(events[0].at, Timestamp(42));
     }
 
     #[test]
-    fn a_taken_email_is_refused_before_any_hashing() {
-        let mut mocks = Mocks::happy();
-        mocks.users = MockUserRepository::new();
+    fn a_taken_email_is_refused_before_any_hashing_and_audited() {
+        let mut mocks = Mocks::default();
         mocks
             .users
             .expect_find_by_email()
             .returning(|_| Ok(Some(user("someone"))));
-        mocks.hasher = MockPasswordHasher::new(); // any hash call would panic
-        assert!(matches!(mocks.run(), Err(RegisterError::EmailTaken)));
+        // No hasher expectation: a hash call would panic.
+        let (result, events) = run(mocks);
+        assert!(matches!(result, Err(RegisterError::EmailTaken)));
+        assert_eq!(events[0].outcome, AuditOutcome::Failure);
+        assert_eq!(events[0].user_id, None);
     }
 
     #[test]
     fn a_taken_username_is_refused_before_any_hashing() {
-        let mut mocks = Mocks::happy();
-        mocks.users = MockUserRepository::new();
+        let mut mocks = Mocks::default();
         mocks.users.expect_find_by_email().returning(|_| Ok(None));
         mocks
             .users
             .expect_find_by_username()
             .returning(|_| Ok(Some(user("newbie"))));
-        mocks.hasher = MockPasswordHasher::new();
-        assert!(matches!(mocks.run(), Err(RegisterError::UsernameTaken)));
+        assert!(matches!(run(mocks).0, Err(RegisterError::UsernameTaken)));
     }
 
     #[test]
     fn a_race_lost_at_the_unique_index_is_still_a_duplicate() {
-        let mut mocks = Mocks::happy();
+        let mut mocks = happy();
         mocks
             .users
             .expect_create()
             .returning(|_| Err(CreateUserError::UsernameTaken));
-        assert!(matches!(mocks.run(), Err(RegisterError::UsernameTaken)));
+        assert!(matches!(run(mocks).0, Err(RegisterError::UsernameTaken)));
 
-        let mut mocks = Mocks::happy();
+        let mut mocks = happy();
         mocks
             .users
             .expect_create()
             .returning(|_| Err(CreateUserError::EmailTaken));
-        assert!(matches!(mocks.run(), Err(RegisterError::EmailTaken)));
+        assert!(matches!(run(mocks).0, Err(RegisterError::EmailTaken)));
     }
 
     #[test]
-    fn storage_failures_surface_as_repository_errors() {
-        let mut mocks = Mocks::happy();
-        mocks.users = MockUserRepository::new();
+    fn storage_failures_surface_as_repository_errors_and_are_not_audited() {
+        let mut mocks = Mocks::default();
         mocks
             .users
             .expect_find_by_email()
             .returning(|_| Err(RepoError::Unavailable(boom())));
-        assert!(matches!(mocks.run(), Err(RegisterError::Repository(_))));
+        let (result, events) = run(mocks);
+        assert!(matches!(result, Err(RegisterError::Repository(_))));
+        assert!(events.is_empty());
 
-        let mut mocks = Mocks::happy();
+        let mut mocks = happy();
         mocks
             .users
             .expect_create()
             .returning(|_| Err(CreateUserError::Repository(RepoError::internal(boom()))));
-        assert!(matches!(mocks.run(), Err(RegisterError::Repository(_))));
+        assert!(matches!(run(mocks).0, Err(RegisterError::Repository(_))));
     }
 
     #[test]
     fn hashing_and_key_failures_stop_the_registration() {
-        let mut mocks = Mocks::happy();
-        mocks.hasher = MockPasswordHasher::new();
+        let mut mocks = happy();
+        mocks.hasher = crate::ports::MockPasswordHasher::new();
         mocks
             .hasher
             .expect_hash()
             .returning(|_| Err(HashError(boom())));
-        assert!(matches!(mocks.run(), Err(RegisterError::Hashing(_))));
+        assert!(matches!(run(mocks).0, Err(RegisterError::Hashing(_))));
 
-        let mut mocks = Mocks::happy();
-        mocks.cipher = MockSecretCipher::new();
+        let mut mocks = happy();
+        mocks.cipher = crate::ports::MockSecretCipher::new();
         mocks
             .cipher
             .expect_new_data_key()
             .returning(|_| Err(CipherError::Failure(boom())));
-        assert!(matches!(mocks.run(), Err(RegisterError::Cipher(_))));
+        assert!(matches!(run(mocks).0, Err(RegisterError::Cipher(_))));
     }
 }

@@ -1,8 +1,13 @@
 use std::sync::Arc;
 
 use super::caller_owning;
-use crate::ports::{CipherError, Clock, SecretCipher, SecretRepository, UserRepository};
-use crate::{RepoError, Secret, SecretName, SecretValue, UserId};
+use crate::ports::{
+    AuditLog, CipherError, Clock, Ports, SecretCipher, SecretRepository, UserRepository,
+};
+use crate::{
+    AuditAction, AuditEvent, AuditOutcome, Origin, RepoError, Secret, SecretName, SecretValue,
+    UserId,
+};
 
 /// Why a secret could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -22,26 +27,24 @@ pub enum SetSecretError {
 }
 
 /// Seals and stores one of the caller's own secrets, replacing its previous value.
+/// Audited as `secret.write`.
 pub struct SetSecret {
     users: Arc<dyn UserRepository>,
     secrets: Arc<dyn SecretRepository>,
     cipher: Arc<dyn SecretCipher>,
+    audit: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
 }
 
 impl SetSecret {
     /// Builds the use case.
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        secrets: Arc<dyn SecretRepository>,
-        cipher: Arc<dyn SecretCipher>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(ports: &Ports) -> Self {
         Self {
-            users,
-            secrets,
-            cipher,
-            clock,
+            users: ports.users.clone(),
+            secrets: ports.secrets.clone(),
+            cipher: ports.cipher.clone(),
+            audit: ports.audit.clone(),
+            clock: ports.clock.clone(),
         }
     }
 
@@ -53,6 +56,34 @@ impl SetSecret {
         claimed_username: &str,
         name: SecretName,
         value: &SecretValue,
+        origin: &Origin,
+    ) -> Result<(), SetSecretError> {
+        let now = self.clock.now();
+        let result = self.store(caller, claimed_username, name, value, now);
+        let outcome = match &result {
+            Ok(()) => Some(AuditOutcome::Success),
+            Err(SetSecretError::NotAuthorized) => Some(AuditOutcome::Failure),
+            Err(_) => None,
+        };
+        if let Some(outcome) = outcome {
+            self.audit.record(AuditEvent::new(
+                now,
+                origin,
+                Some(*caller),
+                AuditAction::SecretWrite,
+                outcome,
+            ));
+        }
+        result
+    }
+
+    fn store(
+        &self,
+        caller: &UserId,
+        claimed_username: &str,
+        name: SecretName,
+        value: &SecretValue,
+        now: crate::Timestamp,
     ) -> Result<(), SetSecretError> {
         let Some(user) = caller_owning(self.users.as_ref(), caller, claimed_username)? else {
             return Err(SetSecretError::NotAuthorized);
@@ -62,7 +93,6 @@ impl SetSecret {
             .data_key(&user.id)?
             .ok_or(SetSecretError::MissingDataKey)?;
         let sealed = self.cipher.seal(&key, &user.id, &name, value)?;
-        let now = self.clock.now();
         self.secrets.upsert(&Secret {
             owner: user.id,
             name,
@@ -77,71 +107,60 @@ impl SetSecret {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockClock, MockSecretCipher, MockSecretRepository, MockUserRepository};
-    use crate::usecases::fixtures::{boom, data_key, user};
+    use crate::ports::{MockSecretCipher, MockUserRepository};
+    use crate::usecases::fixtures::{Mocks, RecordingAudit, boom, data_key, user};
     use crate::{KeyId, SealedData, Timestamp, User};
 
-    struct Mocks {
-        alice: User,
-        users: MockUserRepository,
-        secrets: MockSecretRepository,
-        cipher: MockSecretCipher,
-        clock: MockClock,
+    fn happy() -> (Mocks, User) {
+        let alice = user("alice");
+        let mut mocks = Mocks {
+            now: Timestamp(7),
+            ..Mocks::default()
+        };
+        let found = alice.clone();
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(found.clone())));
+        mocks
+            .users
+            .expect_data_key()
+            .returning(|_| Ok(Some(data_key())));
+        mocks
+            .cipher
+            .expect_seal()
+            .withf(|_, _, name, value| {
+                name.as_str() == "default" && value.expose() == "launch codes"
+            })
+            .returning(|key, _, _, _| {
+                Ok(SealedData {
+                    key_id: key.id.as_key_id(),
+                    bytes: b"sealed".to_vec(),
+                })
+            });
+        (mocks, alice)
     }
 
-    impl Mocks {
-        fn happy() -> Self {
-            let alice = user("alice");
-            let mut users = MockUserRepository::new();
-            let found = alice.clone();
-            users
-                .expect_find_by_id()
-                .returning(move |_| Ok(Some(found.clone())));
-            users.expect_data_key().returning(|_| Ok(Some(data_key())));
-            let mut cipher = MockSecretCipher::new();
-            cipher
-                .expect_seal()
-                .withf(|_, _, name, value| {
-                    name.as_str() == "default" && value.expose() == "launch codes"
-                })
-                .returning(|key, _, _, _| {
-                    Ok(SealedData {
-                        key_id: key.id.as_key_id(),
-                        bytes: b"sealed".to_vec(),
-                    })
-                });
-            let mut clock = MockClock::new();
-            clock.expect_now().returning(|| Timestamp(7));
-            Self {
-                alice,
-                users,
-                secrets: MockSecretRepository::new(),
-                cipher,
-                clock,
-            }
-        }
-
-        fn run(self, claimed: &str) -> Result<(), SetSecretError> {
-            let id = self.alice.id;
-            SetSecret::new(
-                Arc::new(self.users),
-                Arc::new(self.secrets),
-                Arc::new(self.cipher),
-                Arc::new(self.clock),
-            )
-            .execute(
-                &id,
-                claimed,
-                SecretName::default_name(),
-                &SecretValue::parse("launch codes".into()).unwrap(),
-            )
-        }
+    fn run(
+        mocks: Mocks,
+        caller: UserId,
+        claimed: &str,
+    ) -> (Result<(), SetSecretError>, RecordingAudit) {
+        let (ports, audit) = mocks.ports();
+        let result = SetSecret::new(&ports).execute(
+            &caller,
+            claimed,
+            SecretName::default_name(),
+            &SecretValue::parse("launch codes".into()).unwrap(),
+            &Origin::ip("203.0.113.5"),
+        );
+        (result, audit)
     }
 
     #[test]
-    fn seals_and_stores_under_the_callers_id() {
-        let mut mocks = Mocks::happy();
-        let owner = mocks.alice.id;
+    fn seals_and_stores_under_the_callers_id_and_audits_the_write() {
+        let (mut mocks, alice) = happy();
+        let owner = alice.id;
         mocks
             .secrets
             .expect_upsert()
@@ -153,79 +172,96 @@ mod tests {
             })
             .times(1)
             .returning(|_| Ok(()));
-        mocks.run("Alice").unwrap();
+        let (result, audit) = run(mocks, alice.id, "Alice");
+        result.unwrap();
+        assert_eq!(
+            audit.recorded(),
+            [(
+                AuditAction::SecretWrite,
+                AuditOutcome::Success,
+                Some(alice.id)
+            )]
+        );
     }
 
     #[test]
-    fn another_users_name_is_not_authorized_and_nothing_is_written() {
-        let mocks = Mocks::happy();
+    fn another_users_name_is_not_authorized_nothing_is_written_and_it_is_audited() {
+        let (mocks, alice) = happy();
         // No upsert expectation: a write would panic the mock.
+        let (result, audit) = run(mocks, alice.id, "bob");
+        assert!(matches!(result, Err(SetSecretError::NotAuthorized)));
+        assert_eq!(
+            audit.recorded(),
+            [(
+                AuditAction::SecretWrite,
+                AuditOutcome::Failure,
+                Some(alice.id)
+            )]
+        );
+        let (mocks, alice) = happy();
         assert!(matches!(
-            mocks.run("bob"),
-            Err(SetSecretError::NotAuthorized)
-        ));
-        let mocks = Mocks::happy();
-        assert!(matches!(
-            mocks.run("not a name"),
+            run(mocks, alice.id, "not a name").0,
             Err(SetSecretError::NotAuthorized)
         ));
     }
 
     #[test]
     fn a_deleted_caller_is_not_authorized() {
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks.users = MockUserRepository::new();
         mocks.users.expect_find_by_id().returning(|_| Ok(None));
         assert!(matches!(
-            mocks.run("alice"),
+            run(mocks, alice.id, "alice").0,
             Err(SetSecretError::NotAuthorized)
         ));
     }
 
     #[test]
     fn a_missing_data_key_is_reported() {
-        let mut mocks = Mocks::happy();
-        let alice = mocks.alice.clone();
+        let (mut mocks, alice) = happy();
+        let found = alice.clone();
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_by_id()
-            .returning(move |_| Ok(Some(alice.clone())));
+            .returning(move |_| Ok(Some(found.clone())));
         mocks.users.expect_data_key().returning(|_| Ok(None));
         assert!(matches!(
-            mocks.run("alice"),
+            run(mocks, alice.id, "alice").0,
             Err(SetSecretError::MissingDataKey)
         ));
     }
 
     #[test]
-    fn cipher_and_storage_failures_are_reported() {
-        let mut mocks = Mocks::happy();
+    fn cipher_and_storage_failures_are_reported_and_not_audited() {
+        let (mut mocks, alice) = happy();
         mocks.cipher = MockSecretCipher::new();
         mocks
             .cipher
             .expect_seal()
             .returning(|_, _, _, _| Err(CipherError::UnknownKey(KeyId("gone".into()))));
-        assert!(matches!(mocks.run("alice"), Err(SetSecretError::Cipher(_))));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(SetSecretError::Cipher(_))));
+        assert!(audit.recorded().is_empty());
 
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks
             .secrets
             .expect_upsert()
             .returning(|_| Err(RepoError::Unavailable(boom())));
         assert!(matches!(
-            mocks.run("alice"),
+            run(mocks, alice.id, "alice").0,
             Err(SetSecretError::Repository(_))
         ));
 
-        let mut mocks = Mocks::happy();
+        let (mut mocks, alice) = happy();
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_by_id()
             .returning(|_| Err(RepoError::internal(boom())));
         assert!(matches!(
-            mocks.run("alice"),
+            run(mocks, alice.id, "alice").0,
             Err(SetSecretError::Repository(_))
         ));
     }

@@ -1,5 +1,6 @@
 //! diesel + r2d2 on SQLite: the connection pool, migrations and repositories.
 
+mod audit;
 mod schema;
 mod secrets;
 mod users;
@@ -13,6 +14,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use safebox_domain::{BoxError, RepoError};
 
+pub use audit::DieselAuditLog;
 pub use secrets::DieselSecretRepository;
 pub use users::DieselUserRepository;
 

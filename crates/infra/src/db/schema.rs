@@ -7,6 +7,7 @@ diesel::table! {
         email -> Text,
         password_hash -> Text,
         created_at -> BigInt,
+        role -> Text,
     }
 }
 
@@ -31,6 +32,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> BigInt,
+        user_id -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        event -> Text,
+        outcome -> Text,
+    }
+}
+
 diesel::joinable!(data_keys -> users (user_id));
 diesel::joinable!(secrets -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, data_keys, secrets);
+diesel::allow_tables_to_appear_in_same_query!(users, data_keys, secrets, audit_events);

@@ -2,8 +2,8 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use safebox_domain::ports::{CreateUserError, UserRepository};
 use safebox_domain::{
-    DataKeyId, Email, KeyId, NewUser, PasswordHash, RepoError, SealedData, Timestamp, User, UserId,
-    Username, WrappedDataKey,
+    DataKeyId, Email, KeyId, NewUser, PasswordHash, RepoError, Role, SealedData, Timestamp, User,
+    UserId, Username, WrappedDataKey,
 };
 
 use super::schema::{data_keys, users};
@@ -17,6 +17,7 @@ struct UserRow {
     email: String,
     password_hash: String,
     created_at: i64,
+    role: String,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -46,6 +47,8 @@ impl TryFrom<UserRow> for User {
             username: Username::parse(&row.username).map_err(|e| corrupt("username", e))?,
             email: Email::parse(&row.email).map_err(|e| corrupt("email", e))?,
             password_hash: PasswordHash(row.password_hash),
+            role: Role::parse(&row.role)
+                .ok_or_else(|| RepoError::internal(format!("corrupt users.role {:?}", row.role)))?,
             created_at: Timestamp(row.created_at),
         })
     }
@@ -122,6 +125,7 @@ impl UserRepository for DieselUserRepository {
             email: user.email.as_str().to_owned(),
             password_hash: user.password_hash.0.clone(),
             created_at: user.created_at.as_secs(),
+            role: user.role.as_str().to_owned(),
         };
         let key_row = DataKeyRow {
             user_id: user.id.to_string(),
@@ -156,6 +160,19 @@ impl UserRepository for DieselUserRepository {
     fn find_by_id(&self, id: &UserId) -> Result<Option<User>, RepoError> {
         let id = id.to_string();
         self.find_one(|query| query.filter(users::id.eq(id)))
+    }
+
+    fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let id: Option<String> = diesel::update(users::table)
+            .filter(users::username.eq(username.as_str()))
+            .set(users::role.eq(role.as_str()))
+            .returning(users::id)
+            .get_result(&mut conn)
+            .optional()
+            .map_err(repo_error)?;
+        id.map(|id| parse_uuid(&id, "users.id").map(UserId))
+            .transpose()
     }
 
     fn data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, RepoError> {

@@ -1,0 +1,220 @@
+//! The audit log on diesel, written in batches by a background thread.
+//!
+//! `record` only queues the event, so auditing a secret read does not add a
+//! synchronous, fsynced write to the read. A writer thread inserts queued events in
+//! batches of up to 256 per transaction, typically within milliseconds, and prunes
+//! events older than the retention period once an hour. Events still queued when
+//! the log is dropped are written before the drop returns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use safebox_domain::ports::{AuditLog, Clock};
+use safebox_domain::{
+    AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord, RepoError, Timestamp, UserId,
+};
+
+use super::schema::audit_events;
+use super::{DbPool, checkout, repo_error};
+
+/// Events that may wait for the writer; beyond this, events are dropped (and
+/// counted and logged) rather than slowing requests down.
+const QUEUE_CAPACITY: usize = 10_000;
+const BATCH: usize = 256;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+struct AuditRow {
+    id: String,
+    at: i64,
+    user_id: Option<String>,
+    client_ip: Option<String>,
+    event: String,
+    outcome: String,
+}
+
+impl From<&AuditEvent> for AuditRow {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: event.at.as_secs(),
+            user_id: event.user_id.map(|id| id.to_string()),
+            client_ip: event.client_ip.clone(),
+            event: event.action.as_str().to_owned(),
+            outcome: event.outcome.as_str().to_owned(),
+        }
+    }
+}
+
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = RepoError;
+
+    fn try_from(row: AuditRow) -> Result<Self, RepoError> {
+        let corrupt = |what: &str| RepoError::internal(format!("corrupt audit_events.{what}"));
+        Ok(AuditRecord {
+            event: AuditEvent {
+                at: Timestamp(row.at),
+                user_id: row
+                    .user_id
+                    .map(|id| uuid::Uuid::parse_str(&id).map(UserId))
+                    .transpose()
+                    .map_err(|_| corrupt("user_id"))?,
+                client_ip: row.client_ip,
+                action: AuditAction::parse(&row.event).ok_or_else(|| corrupt("event"))?,
+                outcome: AuditOutcome::parse(&row.outcome).ok_or_else(|| corrupt("outcome"))?,
+            },
+            id: row.id,
+        })
+    }
+}
+
+/// [`AuditLog`] on diesel with a background batch writer.
+pub struct DieselAuditLog {
+    pool: DbPool,
+    sender: Option<SyncSender<AuditEvent>>,
+    writer: Option<JoinHandle<()>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for DieselAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DieselAuditLog")
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl DieselAuditLog {
+    /// Starts the writer thread. Events older than `retention` are pruned at once
+    /// and then hourly.
+    pub fn start(pool: DbPool, retention: Duration, clock: Arc<dyn Clock>) -> Self {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE_CAPACITY);
+        let writer_pool = pool.clone();
+        let writer = std::thread::Builder::new()
+            .name("safebox-audit".into())
+            .spawn(move || write_loop(&writer_pool, &receiver, retention, clock.as_ref()))
+            .expect("the OS refused to start the audit writer thread");
+        Self {
+            pool,
+            sender: Some(sender),
+            writer: Some(writer),
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn write_loop(
+    pool: &DbPool,
+    receiver: &Receiver<AuditEvent>,
+    retention: Duration,
+    clock: &dyn Clock,
+) {
+    let retention_secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let prune = || {
+        let cutoff = Timestamp(clock.now().as_secs().saturating_sub(retention_secs));
+        match prune_before(pool, cutoff) {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned audit events past retention"),
+            Err(err) => tracing::error!(error = %err, "pruning the audit log failed"),
+        }
+    };
+    prune();
+    let mut last_prune = Instant::now();
+    loop {
+        match receiver.recv_timeout(PRUNE_EVERY) {
+            Ok(first) => {
+                let mut batch = vec![first];
+                batch.extend(receiver.try_iter().take(BATCH - 1));
+                if let Err(err) = insert(pool, &batch) {
+                    tracing::error!(error = %err, events = batch.len(), "writing audit events failed");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            prune();
+            last_prune = Instant::now();
+        }
+    }
+}
+
+fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
+    let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
+    let mut conn = checkout(pool)?;
+    conn.immediate_transaction(|conn| {
+        diesel::insert_into(audit_events::table)
+            .values(&rows)
+            .execute(conn)
+    })
+    .map_err(repo_error)?;
+    Ok(())
+}
+
+fn prune_before(pool: &DbPool, cutoff: Timestamp) -> Result<u64, RepoError> {
+    let mut conn = checkout(pool)?;
+    let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(cutoff.as_secs())))
+        .execute(&mut conn)
+        .map_err(repo_error)?;
+    Ok(deleted as u64)
+}
+
+impl AuditLog for DieselAuditLog {
+    fn record(&self, event: AuditEvent) {
+        let Some(sender) = &self.sender else { return };
+        match sender.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(event = %event.action, "audit queue full: event dropped");
+            }
+            Err(TrySendError::Disconnected(event)) => {
+                tracing::error!(event = %event.action, "audit writer stopped: event dropped");
+            }
+        }
+    }
+
+    fn list(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let mut select = audit_events::table.into_boxed();
+        if let Some(user) = query.user {
+            select = select.filter(audit_events::user_id.eq(user.to_string()));
+        }
+        if let Some(before) = &query.before {
+            select = select.filter(audit_events::id.lt(before.clone()));
+        }
+        select
+            .order(audit_events::id.desc())
+            .limit(i64::from(query.limit))
+            .select(AuditRow::as_select())
+            .load(&mut conn)
+            .map_err(repo_error)?
+            .into_iter()
+            .map(AuditRecord::try_from)
+            .collect()
+    }
+
+    fn prune(&self, cutoff: Timestamp) -> Result<u64, RepoError> {
+        prune_before(&self.pool, cutoff)
+    }
+}
+
+impl Drop for DieselAuditLog {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and stop.
+        self.sender = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
