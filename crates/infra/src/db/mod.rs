@@ -90,6 +90,9 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<DbPool, D
     let path = sqlite_path(url)?;
     Pool::builder()
         .max_size(pool_size)
+        // A local SQLite file cannot drop a connection: checking each one with a
+        // query on every checkout would only cost time.
+        .test_on_check_out(false)
         .connection_timeout(timeout)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(ConnectionManager::<SqliteConnection>::new(path))

@@ -1,4 +1,8 @@
+use diesel::SqliteConnection;
+use diesel::dsl::Limit;
 use diesel::prelude::*;
+use diesel::query_dsl::LoadQuery;
+use diesel::query_dsl::methods::LimitDsl;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use safebox_domain::ports::{CreateUserError, UserRepository};
 use safebox_domain::{
@@ -80,16 +84,16 @@ impl DieselUserRepository {
         Self { pool }
     }
 
-    fn find_one(
-        &self,
-        filter: impl FnOnce(
-            users::BoxedQuery<'static, diesel::sqlite::Sqlite>,
-        ) -> users::BoxedQuery<'static, diesel::sqlite::Sqlite>,
-    ) -> Result<Option<User>, RepoError> {
+    /// Loads the first user row `query` selects. The query is built without
+    /// boxing, so diesel caches its prepared statement per connection.
+    fn first_user<'q, Q>(&self, query: Q) -> Result<Option<User>, RepoError>
+    where
+        Q: RunQueryDsl<SqliteConnection> + LimitDsl,
+        Limit<Q>: LoadQuery<'q, SqliteConnection, UserRow>,
+    {
         let mut conn = checkout(&self.pool)?;
-        filter(users::table.into_boxed())
-            .select(UserRow::as_select())
-            .first(&mut conn)
+        query
+            .first::<UserRow>(&mut *conn)
             .optional()
             .map_err(repo_error)?
             .map(User::try_from)
@@ -148,18 +152,28 @@ impl UserRepository for DieselUserRepository {
     }
 
     fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
-        let email = email.as_str().to_owned();
-        self.find_one(|query| query.filter(users::email.eq(email)))
+        self.first_user(
+            users::table
+                .filter(users::email.eq(email.as_str()))
+                .select(UserRow::as_select()),
+        )
     }
 
     fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError> {
-        let username = username.as_str().to_owned();
-        self.find_one(|query| query.filter(users::username.eq(username)))
+        self.first_user(
+            users::table
+                .filter(users::username.eq(username.as_str()))
+                .select(UserRow::as_select()),
+        )
     }
 
     fn find_by_id(&self, id: &UserId) -> Result<Option<User>, RepoError> {
         let id = id.to_string();
-        self.find_one(|query| query.filter(users::id.eq(id)))
+        self.first_user(
+            users::table
+                .filter(users::id.eq(&id))
+                .select(UserRow::as_select()),
+        )
     }
 
     fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError> {
