@@ -18,6 +18,9 @@ use crate::state::AppState;
 /// The largest JSON request body accepted; larger ones get 413.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
+/// How long a client may take to send a request body; slower ones get 408.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The caller, authenticated by an `Authorization: Bearer <token>` header.
 ///
 /// Extraction fails with 401 `Not authorized` (and `WWW-Authenticate: Bearer`) when
@@ -108,6 +111,22 @@ impl FromRequest for ClientIp {
     }
 }
 
+/// The rate-limit bucket of an address: the address itself for IPv4, its /64
+/// network for IPv6, since one IPv6 client is usually given a whole /64 and could
+/// otherwise use a fresh address, and a fresh bucket, for every request.
+fn bucket_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+    }
+}
+
 /// A guard for the credential routes: takes one token from the client IP's bucket,
 /// or fails with 429 and `Retry-After`. Listed before the body in a handler's
 /// arguments, so a limited client costs no parsing and no hashing.
@@ -127,7 +146,10 @@ impl FromRequest for IpRateLimit {
             return ready(Ok(Self));
         };
         let ClientIp(ip) = ClientIp::of(req, state.client_ip);
-        let key = ip.map_or_else(|| "ip:unknown".to_owned(), |ip| format!("ip:{ip}"));
+        let key = ip.map_or_else(
+            || "ip:unknown".to_owned(),
+            |ip| format!("ip:{}", bucket_of(ip)),
+        );
         ready(match limiter.acquire(&key) {
             Ok(None) => Ok(Self),
             Ok(Some(retry_after_secs)) => {
@@ -195,16 +217,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         }
         let mut payload = payload.take();
         Box::pin(async move {
-            let mut body =
-                BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_JSON_BODY_BYTES));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|_| ApiError::BadRequest("could not read the request body".into()))?;
-                if body.len() + chunk.len() > MAX_JSON_BODY_BYTES {
-                    return Err(too_large());
+            let read = async {
+                let mut body =
+                    BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_JSON_BODY_BYTES));
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|_| {
+                        ApiError::BadRequest("could not read the request body".into())
+                    })?;
+                    if body.len() + chunk.len() > MAX_JSON_BODY_BYTES {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            // The server's request timeout covers the head only; a body trickled in
+            // byte by byte must not hold the connection open either.
+            let body = actix_web::rt::time::timeout(BODY_TIMEOUT, read)
+                .await
+                .map_err(|_| ApiError::RequestTimeout)??;
             parse_json(&body).map(JsonBody)
         })
     }
@@ -285,6 +316,20 @@ mod tests {
             actix_web::ResponseError::status_code(&err).as_u16(),
             err.to_string(),
         )
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(bucket_of(a), bucket_of(b));
+        assert_ne!(bucket_of(a), bucket_of(other));
+        assert_eq!(bucket_of("203.0.113.7".parse().unwrap()), "203.0.113.7");
+        assert_eq!(
+            bucket_of("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
     }
 
     #[test]

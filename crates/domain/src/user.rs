@@ -140,8 +140,7 @@ pub enum Role {
     /// An ordinary account.
     #[default]
     User,
-    /// May read, replace and delete other accounts' profiles and read everyone's
-    /// audit events. Never another user's secrets.
+    /// May read everyone's audit events. Never another user's secrets.
     Admin,
 }
 

@@ -425,12 +425,15 @@ impl Config {
         let path = self.data_dir.join(file);
         used.push(var);
         match fs::read_to_string(&path) {
-            Ok(text) => KeyBytes::from_base64(&text).map_err(|problem| {
-                invalid(
-                    var,
-                    format!("development key file {}: {problem}", path.display()),
-                )
-            }),
+            Ok(text) => {
+                warn_if_readable_by_others(&path);
+                KeyBytes::from_base64(&text).map_err(|problem| {
+                    invalid(
+                        var,
+                        format!("development key file {}: {problem}", path.display()),
+                    )
+                })
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let key = KeyBytes::generate()
                     .map_err(|err| invalid(var, format!("cannot generate a key: {err}")))?;
@@ -438,6 +441,24 @@ impl Config {
                 Ok(key)
             }
             Err(err) => Err(io_error(&path)(err)),
+        }
+    }
+}
+
+/// Key files must be private; a group- or world-readable one is worth a warning.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "key file is readable by other users; chmod 600 it"
+                );
+            }
         }
     }
 }

@@ -175,7 +175,8 @@ impl RateLimiter for MemoryRateLimiter {
         } else {
             Duration::from_secs(u64::MAX / 2)
         };
-        Ok(Some(wait.as_secs().max(1)))
+        // Rounded up: a client that waits Retry-After seconds finds a token.
+        Ok(Some((wait.as_secs_f64().ceil() as u64).max(1)))
     }
 }
 

@@ -1,4 +1,4 @@
-//! The `safebox` command line: `serve`, `migrate` and `keygen`.
+//! The `safebox` command line: `serve`, `migrate`, `keygen` and `admin`.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;

@@ -256,3 +256,54 @@ async fn an_overflowing_login_is_shed_with_503_while_reads_still_answer() {
         "read at {read_done:?}, first login at {first_success:?}"
     );
 }
+
+/// Reads from `stream` until the server closes it or `limit` passes; returns what
+/// arrived.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut received)).await;
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_app_with(|_| {}).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"POST /login HTTP/1.1\r\nHost: safebox\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let received = read_until_closed(&mut stream, Duration::from_secs(30)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the connection was not closed"
+    );
+    assert!(
+        received.is_empty() || received.starts_with("HTTP/1.1 408"),
+        "{received}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_trickled_in_too_slowly_gets_408() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_app_with(|_| {}).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            b"POST /login HTTP/1.1\r\nHost: safebox\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    let received = read_until_closed(&mut stream, Duration::from_secs(30)).await;
+    assert!(received.starts_with("HTTP/1.1 408"), "{received}");
+    assert!(
+        received.contains(r#"{"detail":"request body not received in time"}"#),
+        "{received}"
+    );
+}
