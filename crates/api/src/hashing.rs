@@ -6,6 +6,11 @@
 //! time and lets at most `queue` more wait; past that, [`HashingPool::run`] refuses
 //! at once so the route can answer 503 in milliseconds.
 //!
+//! The hashing threads run at a lower CPU priority (nice 10): when a login flood
+//! and ordinary requests compete for the cores, the request threads are scheduled
+//! first, so reads keep their latency; when the cores are otherwise idle, bcrypt
+//! still gets all of them.
+//!
 //! Admission is counted, not left to the channel: a job is admitted while fewer
 //! than `workers + queue` jobs are running or waiting. (A rendezvous channel would
 //! refuse work in the instant a worker is between two jobs.)
@@ -60,6 +65,7 @@ impl HashingPool {
             thread::Builder::new()
                 .name(format!("safebox-hash-{index}"))
                 .spawn(move || {
+                    lower_priority();
                     for job in receiver {
                         job();
                     }
@@ -124,6 +130,25 @@ impl HashingPool {
     }
 }
 
+/// The niceness of the hashing threads.
+const HASH_THREAD_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`HASH_THREAD_NICE`]. Lowering
+/// needs no privilege; if the OS refuses anyway, hashing runs at normal priority.
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    // thread-priority maps 0..=99 onto nice 19..=-20; 22 is nice 10.
+    let result = ThreadPriorityValue::try_from(22_u8)
+        .map_err(|err| err.to_string())
+        .and_then(|value| {
+            set_current_thread_priority(ThreadPriority::Crossplatform(value))
+                .map_err(|err| format!("{err:?}"))
+        });
+    if let Err(err) = result {
+        tracing::warn!(error = %err, nice = HASH_THREAD_NICE, "cannot lower the hashing threads' priority");
+    }
+}
+
 /// Decrements the in-flight count however the job ends (ran, panicked, refused).
 struct InFlight(Arc<AtomicUsize>);
 
@@ -181,6 +206,26 @@ mod tests {
         release.wait();
         held.await.unwrap();
         assert_eq!(queued.await.unwrap(), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let pool = HashingPool::new(1, 0);
+        let stat = pool
+            .run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap())
+            .await
+            .unwrap();
+        // Field 19 is the nice value; the command name (field 2) may hold spaces,
+        // so count from the closing parenthesis.
+        let after_name = stat.rsplit_once(')').unwrap().1;
+        let nice: i32 = after_name
+            .split_whitespace()
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(nice, HASH_THREAD_NICE);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::MessageResponse;
 use crate::error::ApiError;
 use crate::extract::{ClientIp, IpRateLimit, JsonBody};
+use crate::hashing::PoolError;
 use crate::state::AppState;
 
 /// `RegisterRequest` in openapi.yaml. No `Debug`: it holds a password.
@@ -33,6 +34,31 @@ struct LoginResponse {
     expires_in: u64,
 }
 
+/// How long a request refused by the full hashing pool waits before its 503.
+///
+/// The wait holds no thread (it is a timer on the async worker) and keeps the 503
+/// far below the 50 ms that counts as shedding at once, but it bounds how fast a
+/// flood of clients retrying at once can come back: without it, answering the
+/// refusals would itself take the CPU that hashing and other requests need.
+const SHED_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Runs a use case that hashes on the hashing pool, shedding with a short delay
+/// when the pool is full.
+async fn on_hashing_pool<F, R>(state: &AppState, job: F) -> Result<R, ApiError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match state.hashing.run(job).await {
+        Ok(result) => Ok(result),
+        Err(PoolError::Saturated) => {
+            actix_web::rt::time::sleep(SHED_DELAY).await;
+            Err(PoolError::Saturated.into())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// `POST /register`
 pub async fn register(
     _: IpRateLimit,
@@ -57,10 +83,7 @@ pub async fn register(
         origin: client.origin(),
     };
     let shared = state.clone();
-    state
-        .hashing
-        .run(move || shared.register.execute(command))
-        .await??;
+    on_hashing_pool(&state, move || shared.register.execute(command)).await??;
     Ok(HttpResponse::Created().json(MessageResponse::new("Registration successful")))
 }
 
@@ -83,10 +106,7 @@ pub async fn login(
         origin: client.origin(),
     };
     let shared = state.clone();
-    let success = state
-        .hashing
-        .run(move || shared.login.execute(command))
-        .await??;
+    let success = on_hashing_pool(&state, move || shared.login.execute(command)).await??;
     Ok(HttpResponse::Ok().json(LoginResponse {
         token: success.token.token.expose().to_owned(),
         message: "Login successful",
