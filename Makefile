@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test fmt lint
+.PHONY: run build test fmt lint bench
 
 ## run: build a release binary, then create the data dir and development keys,
 ##      migrate and serve on http://127.0.0.1:49999 (embedded SQLite)
@@ -30,3 +30,12 @@ fmt:
 ## lint: clippy on every target with warnings as errors
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: release build, then load-test safebox against a minimal actix-web baseline
+##        and the bcrypt bound on a throwaway database (about 3 minutes); prints
+##        the table and writes target/bench/report.{md,json}. BENCH_ARGS passes
+##        options to bench/run.py (see `python3 bench/run.py --help`).
+BENCH_ARGS ?=
+bench:
+	$(CARGO) build --release -p safebox-server -p safebox-bench
+	python3 bench/run.py $(BENCH_ARGS)
