@@ -8,6 +8,9 @@ pub struct Origin {
     /// The client's IP address, as the HTTP layer determined it; `None` for the
     /// command line.
     pub client_ip: Option<String>,
+    /// The client's `User-Agent`, at most [`crate::MAX_USER_AGENT_CHARS`]
+    /// characters; recorded on sessions, never in the audit log.
+    pub user_agent: Option<String>,
 }
 
 impl Origin {
@@ -15,12 +18,13 @@ impl Origin {
     pub fn ip(client_ip: impl Into<String>) -> Self {
         Self {
             client_ip: Some(client_ip.into()),
+            user_agent: None,
         }
     }
 
     /// The operator's command line.
     pub fn operator() -> Self {
-        Self { client_ip: None }
+        Self::default()
     }
 }
 
@@ -41,6 +45,23 @@ pub enum AuditAction {
     AdminGrant,
     /// An operator revoked the admin role.
     AdminRevoke,
+    /// A user logged out (ended the session they were using).
+    Logout,
+    /// A session was ended by its user from another session, or by a password
+    /// change.
+    SessionEnd,
+    /// A refresh token was exchanged for new tokens.
+    TokenRefresh,
+    /// A spent refresh token was presented again; its session was ended.
+    RefreshReuse,
+    /// A user changed their password.
+    PasswordChange,
+    /// An account's data was read through `/user/{username}`.
+    UserRead,
+    /// An account's data was replaced.
+    UserUpdate,
+    /// An account was deleted.
+    UserDelete,
 }
 
 impl AuditAction {
@@ -54,6 +75,14 @@ impl AuditAction {
             Self::SecretWrite => "secret.write",
             Self::AdminGrant => "admin.grant",
             Self::AdminRevoke => "admin.revoke",
+            Self::Logout => "logout",
+            Self::SessionEnd => "session.end",
+            Self::TokenRefresh => "token.refresh",
+            Self::RefreshReuse => "refresh.reuse",
+            Self::PasswordChange => "password.change",
+            Self::UserRead => "user.read",
+            Self::UserUpdate => "user.update",
+            Self::UserDelete => "user.delete",
         }
     }
 
@@ -67,6 +96,14 @@ impl AuditAction {
             Self::SecretWrite,
             Self::AdminGrant,
             Self::AdminRevoke,
+            Self::Logout,
+            Self::SessionEnd,
+            Self::TokenRefresh,
+            Self::RefreshReuse,
+            Self::PasswordChange,
+            Self::UserRead,
+            Self::UserUpdate,
+            Self::UserDelete,
         ]
         .into_iter()
         .find(|action| action.as_str() == name)

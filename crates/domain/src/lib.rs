@@ -17,6 +17,7 @@ mod error;
 mod password;
 pub mod ports;
 mod secret;
+mod session;
 mod time;
 pub mod usecases;
 mod user;
@@ -29,5 +30,8 @@ pub use password::{
     breach_key,
 };
 pub use secret::{MAX_SECRET_BYTES, Secret, SecretName, SecretValue};
+pub use session::{
+    Credential, MAX_USER_AGENT_CHARS, OpaqueToken, Session, SessionId, SessionKind, TokenDigest,
+};
 pub use time::Timestamp;
-pub use user::{Email, NewUser, Role, User, UserId, Username};
+pub use user::{Email, NewUser, Role, User, UserData, UserId, Username};

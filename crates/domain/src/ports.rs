@@ -11,9 +11,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::redacted;
 use crate::{
-    AuditEvent, AuditQuery, AuditRecord, BoxError, Email, KeyId, NewUser, Password,
+    AuditEvent, AuditQuery, AuditRecord, BoxError, Email, KeyId, NewUser, OpaqueToken, Password,
     PasswordAttempt, PasswordHash, RepoError, Role, SealedData, Secret, SecretName, SecretValue,
-    Timestamp, User, UserId, Username, WrappedDataKey,
+    Session, SessionId, Timestamp, TokenDigest, User, UserData, UserId, Username, WrappedDataKey,
 };
 
 /// Why an account could not be created.
@@ -55,9 +55,31 @@ pub trait UserRepository: Send + Sync {
     /// (for example because the account was deleted).
     fn data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, RepoError>;
 
-    /// Sets the role of the account named `username`; returns its id, or
+    /// The account with this id and its wrapped data key, in one lookup (the secret
+    /// routes need both on every request). MUST return `Ok(None)` if no account has
+    /// this id, and `Some((user, None))` if the account has no data key.
+    fn find_with_data_key(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<(User, Option<WrappedDataKey>)>, RepoError>;
+
+    /// Sets the role of the account named `username`. MUST return its id, or
     /// `Ok(None)` if there is no such account.
     fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError>;
+
+    /// Replaces the account's free-form data. MUST return `Ok(false)` if no account
+    /// has this id.
+    fn update_data(&self, id: &UserId, data: &UserData) -> Result<bool, RepoError>;
+
+    /// Replaces the account's password hash. MUST return `Ok(false)` if no account
+    /// has this id.
+    fn update_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<bool, RepoError>;
+
+    /// Deletes the account in one transaction: its wrapped data key first (so that
+    /// no copy of its ciphertexts can be opened again, even from a backup taken
+    /// later), then the account with all of its secrets and sessions. MUST return
+    /// `Ok(false)` if no account has this id.
+    fn delete(&self, id: &UserId) -> Result<bool, RepoError>;
 }
 
 /// Persistence of sealed secrets. Implementations never see plaintext.
@@ -73,6 +95,75 @@ pub trait SecretRepository: Send + Sync {
     fn find(&self, owner: &UserId, name: &SecretName) -> Result<Option<Secret>, RepoError>;
 }
 
+/// What presenting a refresh token did to its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshRotation {
+    /// The token was live: it is now spent, the replacement is live, and this is
+    /// its session.
+    Rotated(Session),
+    /// The token had already been spent: somebody is replaying it. Nothing was
+    /// changed; this is the session it belonged to.
+    Reused(Session),
+    /// No live session has this token.
+    Unknown,
+}
+
+/// Persistence of login sessions and their refresh tokens and cookies, stored only
+/// as digests.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait SessionRepository: Send + Sync {
+    /// Stores a new session with its first credential: for a bearer session
+    /// `credential` is the digest of its first refresh token, for a cookie session
+    /// the digest of its cookie. MUST also delete the user's expired sessions.
+    /// MUST return an error if the user does not exist.
+    fn create(&self, session: &Session, credential: &TokenDigest) -> Result<(), RepoError>;
+
+    /// MUST return `Ok(None)` if no session has this id. Expired sessions MAY be
+    /// returned; callers check [`Session::is_live`].
+    fn find(&self, id: &SessionId) -> Result<Option<Session>, RepoError>;
+
+    /// The cookie session whose cookie has this digest. MUST return `Ok(None)` if
+    /// there is none.
+    fn find_by_cookie(&self, cookie: &TokenDigest) -> Result<Option<Session>, RepoError>;
+
+    /// Records that the session was used at `now`.
+    fn touch(&self, id: &SessionId, now: Timestamp) -> Result<(), RepoError>;
+
+    /// The user's sessions that are live at `now`, newest first.
+    fn list(&self, user: &UserId, now: Timestamp) -> Result<Vec<Session>, RepoError>;
+
+    /// Ends (deletes) the session and its refresh tokens. MUST return `Ok(false)` if
+    /// no session has this id.
+    fn end(&self, id: &SessionId) -> Result<bool, RepoError>;
+
+    /// Ends every session of `user` except `keep`; returns how many ended.
+    fn end_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, RepoError>;
+
+    /// Spends the refresh token `presented` and makes `replacement` its session's
+    /// live refresh token, atomically: of two concurrent calls with the same token
+    /// at most one MUST see [`RefreshRotation::Rotated`]. MUST return
+    /// [`RefreshRotation::Reused`] without changing anything if `presented` was
+    /// already spent, and [`RefreshRotation::Unknown`] if no session holds it.
+    fn rotate_refresh(
+        &self,
+        presented: &TokenDigest,
+        replacement: &TokenDigest,
+        now: Timestamp,
+    ) -> Result<RefreshRotation, RepoError>;
+}
+
+/// Makes the opaque tokens of sessions (refresh tokens, cookies) and their digests.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait OpaqueTokens: Send + Sync {
+    /// MUST return a fresh token of at least 256 bits from a cryptographically secure
+    /// random source, with its digest.
+    fn generate(&self) -> Result<(OpaqueToken, TokenDigest), TokenError>;
+
+    /// MUST return the same digest that [`Self::generate`] returned for `token`, and
+    /// a one-way one: the token cannot be recovered from it.
+    fn digest(&self, token: &OpaqueToken) -> TokenDigest;
+}
+
 /// The password hasher failed (it did not merely find a mismatch).
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
@@ -81,7 +172,8 @@ pub struct HashError(#[source] pub BoxError);
 /// One-way password hashing (bcrypt in production).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait PasswordHasher: Send + Sync {
-    /// Hashes a policy-conforming password with a fresh salt.
+    /// Hashes a policy-conforming password with a fresh salt. MUST return a hash
+    /// that [`Self::verify`] accepts for exactly this password.
     fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
 
     /// MUST return `Ok(true)` only if `attempt` is exactly the password that produced
@@ -254,6 +346,8 @@ pub struct IssuedToken {
 pub struct TokenClaims {
     /// The user the token was issued to.
     pub subject: UserId,
+    /// The session it was issued for (`sid`).
+    pub session: SessionId,
     /// The token's unique id (`jti`).
     pub token_id: String,
     /// When it was issued.
@@ -280,13 +374,13 @@ pub enum TokenError {
 /// Issues and verifies access tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait TokenIssuer: Send + Sync {
-    /// Issues a token naming `subject`, valid from the clock's now for the configured
-    /// lifetime, with a unique token id.
-    fn issue(&self, subject: &UserId) -> Result<IssuedToken, TokenError>;
+    /// MUST issue a token naming `subject` and `session`, valid from the clock's now
+    /// for the configured lifetime, with a unique token id.
+    fn issue(&self, subject: &UserId, session: &SessionId) -> Result<IssuedToken, TokenError>;
 
     /// MUST return [`TokenError::Invalid`] unless `token` was issued by this issuer's
-    /// key and algorithm for its issuer and audience, and [`TokenError::Expired`] if
-    /// its expiry is not after the clock's now.
+    /// key and algorithm for its issuer and audience and names a session, and
+    /// [`TokenError::Expired`] if its expiry is not after the clock's now.
     fn verify(&self, token: &str) -> Result<TokenClaims, TokenError>;
 }
 
@@ -303,6 +397,10 @@ pub struct Ports {
     pub cipher: Arc<dyn SecretCipher>,
     /// Access tokens.
     pub tokens: Arc<dyn TokenIssuer>,
+    /// Login sessions.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Refresh tokens and session cookies.
+    pub opaque_tokens: Arc<dyn OpaqueTokens>,
     /// Login failure counting.
     pub attempts: Arc<dyn AttemptLimiter>,
     /// The audit log.
@@ -314,6 +412,6 @@ pub struct Ports {
 /// The current time. A port so that tests can fix it.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Clock: Send + Sync {
-    /// Now, in whole seconds since the Unix epoch.
+    /// MUST return now, in whole seconds since the Unix epoch (UTC).
     fn now(&self) -> Timestamp;
 }

@@ -140,7 +140,8 @@ pub enum Role {
     /// An ordinary account.
     #[default]
     User,
-    /// May read everyone's audit events. Never another user's secrets.
+    /// May read, update and delete every account, and read everyone's audit
+    /// events. Never another user's secrets.
     Admin,
 }
 
@@ -170,14 +171,60 @@ pub struct User {
     pub id: UserId,
     /// Canonical username, unique across accounts.
     pub username: Username,
-    /// Canonical e-mail address, unique across accounts.
-    pub email: Email,
+    /// Canonical e-mail address, unique across accounts. Accounts made by
+    /// `POST /user` may have none.
+    pub email: Option<Email>,
     /// The bcrypt hash of the password (never the password).
     pub password_hash: PasswordHash,
     /// What the account may do.
     pub role: Role,
+    /// The account's free-form data (address, phone, …).
+    pub data: UserData,
     /// When the account was created.
     pub created_at: Timestamp,
+}
+
+/// An account's free-form data: the text of a JSON object, at most
+/// [`UserData::MAX_BYTES`] long.
+///
+/// The HTTP layer checks that the text is a JSON object; this type holds it
+/// opaquely, so that the domain needs no JSON library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserData(String);
+
+impl UserData {
+    /// The largest data accepted, in bytes of serialised JSON.
+    pub const MAX_BYTES: usize = 16 * 1024;
+
+    /// The empty object.
+    pub fn empty() -> Self {
+        Self("{}".to_owned())
+    }
+
+    /// Accepts the serialised text of a JSON object.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `data` when it exceeds [`Self::MAX_BYTES`].
+    pub fn parse(json_object: String) -> Result<Self, ValidationError> {
+        if json_object.len() > Self::MAX_BYTES {
+            return Err(ValidationError::new(
+                "data",
+                format!("must be at most {} bytes", Self::MAX_BYTES),
+            ));
+        }
+        Ok(Self(json_object))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for UserData {
+    fn default() -> Self {
+        Self::empty()
+    }
 }
 
 /// Everything a repository needs to create an account atomically: the user row and
@@ -208,6 +255,19 @@ mod tests {
         assert!(Username::parse("ümlaut").is_err());
         assert!(Username::parse(&"a".repeat(64)).is_ok());
         assert!(Username::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn user_data_is_capped() {
+        assert_eq!(UserData::default().as_str(), "{}");
+        let max = format!("{{\"a\":\"{}\"}}", "x".repeat(UserData::MAX_BYTES - 8));
+        assert_eq!(max.len(), UserData::MAX_BYTES);
+        assert!(UserData::parse(max.clone()).is_ok());
+        let over = format!("{max} ");
+        assert_eq!(
+            UserData::parse(over).unwrap_err().to_string(),
+            "data: must be at most 16384 bytes"
+        );
     }
 
     #[test]

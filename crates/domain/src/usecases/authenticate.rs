@@ -1,16 +1,7 @@
 use std::sync::Arc;
 
-use crate::UserId;
+use crate::Credential;
 use crate::ports::{TokenError, TokenIssuer};
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// Who is calling.
-    pub user_id: UserId,
-    /// The id of the token they presented.
-    pub token_id: String,
-}
 
 /// Why a presented token does not authenticate anyone.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +14,9 @@ pub enum AuthenticateError {
     ExpiredToken,
 }
 
-/// Turns a bearer token into a [`Principal`]. Cheap (one HMAC): safe to run inline.
+/// Turns a bearer token into a [`Credential`]: its user and session. Cheap (one
+/// HMAC), so it runs inline; whether the session is still live is checked by the
+/// use case the request then runs.
 pub struct Authenticate {
     tokens: Arc<dyn TokenIssuer>,
 }
@@ -35,11 +28,11 @@ impl Authenticate {
     }
 
     /// Verifies `token`.
-    pub fn execute(&self, token: &str) -> Result<Principal, AuthenticateError> {
+    pub fn execute(&self, token: &str) -> Result<Credential, AuthenticateError> {
         match self.tokens.verify(token) {
-            Ok(claims) => Ok(Principal {
+            Ok(claims) => Ok(Credential::Access {
                 user_id: claims.subject,
-                token_id: claims.token_id,
+                session_id: claims.session,
             }),
             Err(TokenError::Expired) => Err(AuthenticateError::ExpiredToken),
             Err(TokenError::Invalid | TokenError::Failure(_)) => {
@@ -52,8 +45,8 @@ impl Authenticate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Timestamp;
     use crate::ports::{MockTokenIssuer, TokenClaims};
+    use crate::{SessionId, Timestamp, UserId};
 
     fn authenticate_with(result: fn() -> Result<TokenClaims, TokenError>) -> Authenticate {
         let mut tokens = MockTokenIssuer::new();
@@ -66,10 +59,11 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_token_yields_its_subject() {
-        let principal = authenticate_with(|| {
+    fn a_valid_token_yields_its_subject_and_session() {
+        let credential = authenticate_with(|| {
             Ok(TokenClaims {
                 subject: UserId(uuid::Uuid::nil()),
+                session: SessionId(uuid::Uuid::from_u128(7)),
                 token_id: "jti-1".into(),
                 issued_at: Timestamp(1),
                 expires_at: Timestamp(2),
@@ -77,8 +71,13 @@ mod tests {
         })
         .execute("presented")
         .unwrap();
-        assert_eq!(principal.user_id, UserId(uuid::Uuid::nil()));
-        assert_eq!(principal.token_id, "jti-1");
+        assert_eq!(
+            credential,
+            Credential::Access {
+                user_id: UserId(uuid::Uuid::nil()),
+                session_id: SessionId(uuid::Uuid::from_u128(7)),
+            }
+        );
     }
 
     #[test]

@@ -1,11 +1,8 @@
-use std::sync::Arc;
-
 use super::caller_owning;
-use crate::ports::{
-    AuditLog, CipherError, Clock, Ports, SecretCipher, SecretRepository, UserRepository,
-};
+use crate::ports::{CipherError, Ports};
 use crate::{
-    AuditAction, AuditEvent, AuditOutcome, Origin, RepoError, SecretName, SecretValue, UserId,
+    AuditAction, AuditEvent, AuditOutcome, Credential, Origin, RepoError, SecretName, SecretValue,
+    User, WrappedDataKey,
 };
 
 /// Why a secret could not be read.
@@ -42,22 +39,14 @@ impl From<CipherError> for GetSecretError {
 
 /// Reads and opens one of the caller's own secrets. Audited as `secret.read`.
 pub struct GetSecret {
-    users: Arc<dyn UserRepository>,
-    secrets: Arc<dyn SecretRepository>,
-    cipher: Arc<dyn SecretCipher>,
-    audit: Arc<dyn AuditLog>,
-    clock: Arc<dyn Clock>,
+    ports: Ports,
 }
 
 impl GetSecret {
     /// Builds the use case.
     pub fn new(ports: &Ports) -> Self {
         Self {
-            users: ports.users.clone(),
-            secrets: ports.secrets.clone(),
-            cipher: ports.cipher.clone(),
-            audit: ports.audit.clone(),
-            clock: ports.clock.clone(),
+            ports: ports.clone(),
         }
     }
 
@@ -65,12 +54,20 @@ impl GetSecret {
     /// client sent; it must be the caller's own.
     pub fn execute(
         &self,
-        caller: &UserId,
+        credential: &Credential,
         claimed_username: &str,
         name: &SecretName,
         origin: &Origin,
     ) -> Result<SecretValue, GetSecretError> {
-        let result = self.read(caller, claimed_username, name);
+        let now = self.ports.clock.now();
+        let (who, result) = match caller_owning(&self.ports, credential, claimed_username, now) {
+            Ok(Some((user, key))) => (Some(user.id), self.read(&user, key, name)),
+            Ok(None) => (
+                credential.claimed_user(),
+                Err(GetSecretError::NotAuthorized),
+            ),
+            Err(err) => (None, Err(err.into())),
+        };
         let outcome = match &result {
             Ok(_) => Some(AuditOutcome::Success),
             Err(GetSecretError::NotAuthorized | GetSecretError::NotFound) => {
@@ -79,10 +76,10 @@ impl GetSecret {
             Err(_) => None,
         };
         if let Some(outcome) = outcome {
-            self.audit.record(AuditEvent::new(
-                self.clock.now(),
+            self.ports.audit.record(AuditEvent::new(
+                now,
                 origin,
-                Some(*caller),
+                who,
                 AuditAction::SecretRead,
                 outcome,
             ));
@@ -92,22 +89,20 @@ impl GetSecret {
 
     fn read(
         &self,
-        caller: &UserId,
-        claimed_username: &str,
+        user: &User,
+        key: Option<WrappedDataKey>,
         name: &SecretName,
     ) -> Result<SecretValue, GetSecretError> {
-        let Some(user) = caller_owning(self.users.as_ref(), caller, claimed_username)? else {
-            return Err(GetSecretError::NotAuthorized);
-        };
         let secret = self
+            .ports
             .secrets
             .find(&user.id, name)?
             .ok_or(GetSecretError::NotFound)?;
-        let key = self
-            .users
-            .data_key(&user.id)?
-            .ok_or(GetSecretError::MissingDataKey)?;
-        Ok(self.cipher.open(&key, &user.id, name, &secret.sealed)?)
+        let key = key.ok_or(GetSecretError::MissingDataKey)?;
+        Ok(self
+            .ports
+            .cipher
+            .open(&key, &user.id, name, &secret.sealed)?)
     }
 }
 
@@ -115,8 +110,10 @@ impl GetSecret {
 mod tests {
     use super::*;
     use crate::ports::{MockSecretCipher, MockSecretRepository, MockUserRepository};
-    use crate::usecases::fixtures::{Mocks, RecordingAudit, boom, data_key, user};
-    use crate::{KeyId, SealedData, Secret, Timestamp, User};
+    use crate::usecases::fixtures::{
+        Mocks, RecordingAudit, boom, credential, data_key, session_for, user,
+    };
+    use crate::{KeyId, SealedData, Secret, Timestamp, User, UserId};
 
     fn happy() -> (Mocks, User) {
         let alice = user("alice");
@@ -125,13 +122,9 @@ mod tests {
         let found = alice.clone();
         mocks
             .users
-            .expect_find_by_id()
+            .expect_find_with_data_key()
             .withf(move |id| *id == owner)
-            .returning(move |_| Ok(Some(found.clone())));
-        mocks
-            .users
-            .expect_data_key()
-            .returning(|_| Ok(Some(data_key())));
+            .returning(move |_| Ok(Some((found.clone(), Some(data_key())))));
         mocks
             .secrets
             .expect_find()
@@ -161,9 +154,10 @@ mod tests {
         caller: UserId,
         claimed: &str,
     ) -> (Result<SecretValue, GetSecretError>, RecordingAudit) {
-        let (ports, audit) = mocks.ports();
+        let session = session_for(caller);
+        let (ports, audit) = mocks.with_session(&session).ports();
         let result = GetSecret::new(&ports).execute(
-            &caller,
+            &credential(&session),
             claimed,
             &SecretName::default_name(),
             &Origin::ip("203.0.113.5"),
@@ -210,7 +204,10 @@ mod tests {
     fn a_deleted_caller_is_not_authorized() {
         let (mut mocks, alice) = happy();
         mocks.users = MockUserRepository::new();
-        mocks.users.expect_find_by_id().returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_with_data_key()
+            .returning(|_| Ok(None));
         assert!(matches!(
             run(mocks, alice.id, "alice").0,
             Err(GetSecretError::NotAuthorized)
@@ -235,9 +232,8 @@ mod tests {
         mocks.users = MockUserRepository::new();
         mocks
             .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(Some(found.clone())));
-        mocks.users.expect_data_key().returning(|_| Ok(None));
+            .expect_find_with_data_key()
+            .returning(move |_| Ok(Some((found.clone(), None))));
         assert!(matches!(
             run(mocks, alice.id, "alice").0,
             Err(GetSecretError::MissingDataKey)

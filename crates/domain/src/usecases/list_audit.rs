@@ -1,7 +1,6 @@
-use std::sync::Arc;
-
-use crate::ports::{AuditLog, Ports, UserRepository};
-use crate::{AuditQuery, AuditRecord, RepoError, Role, UserId};
+use super::caller;
+use crate::ports::Ports;
+use crate::{AuditQuery, AuditRecord, Credential, RepoError, Role};
 
 /// The most events one page may hold.
 pub const MAX_AUDIT_PAGE: u32 = 200;
@@ -9,7 +8,7 @@ pub const MAX_AUDIT_PAGE: u32 = 200;
 /// Why the audit log could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListAuditError {
-    /// The caller's account is gone.
+    /// The credential no longer stands for a live session of an existing account.
     #[error("not authorized")]
     NotAuthorized,
     /// The store failed.
@@ -19,16 +18,14 @@ pub enum ListAuditError {
 
 /// Lists audit events, newest first: the caller's own, or everyone's for an admin.
 pub struct ListAudit {
-    users: Arc<dyn UserRepository>,
-    audit: Arc<dyn AuditLog>,
+    ports: Ports,
 }
 
 impl ListAudit {
     /// Builds the use case.
     pub fn new(ports: &Ports) -> Self {
         Self {
-            users: ports.users.clone(),
-            audit: ports.audit.clone(),
+            ports: ports.clone(),
         }
     }
 
@@ -36,19 +33,17 @@ impl ListAudit {
     /// than the event id `before`.
     pub fn execute(
         &self,
-        caller: &UserId,
+        credential: &Credential,
         before: Option<String>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, ListAuditError> {
-        let user = self
-            .users
-            .find_by_id(caller)?
+        let (_, user) = caller(&self.ports, credential, self.ports.clock.now())?
             .ok_or(ListAuditError::NotAuthorized)?;
         let scope = match user.role {
             Role::Admin => None,
             Role::User => Some(user.id),
         };
-        Ok(self.audit.list(&AuditQuery {
+        Ok(self.ports.audit.list(&AuditQuery {
             user: scope,
             before,
             limit: limit.clamp(1, MAX_AUDIT_PAGE),
@@ -58,9 +53,12 @@ impl ListAudit {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::UserId;
     use crate::ports::{MockAuditLog, MockUserRepository};
-    use crate::usecases::fixtures::user;
+    use crate::usecases::fixtures::{Mocks, boom, credential, session_of, user};
 
     fn list(
         role: Option<Role>,
@@ -85,10 +83,15 @@ mod tests {
             .expect_list()
             .withf(move |query| *query == expected)
             .returning(|_| Ok(Vec::new()));
-        let (mut ports, _) = crate::usecases::fixtures::Mocks::default().ports();
+        let session = session_of(&user("carol"));
+        let session = crate::Session {
+            user_id: id,
+            ..session
+        };
+        let (mut ports, _) = Mocks::default().with_session(&session).ports();
         ports.users = Arc::new(users);
         ports.audit = Arc::new(audit);
-        ListAudit::new(&ports).execute(&id, Some("cursor".into()), limit)
+        ListAudit::new(&ports).execute(&credential(&session), Some("cursor".into()), limit)
     }
 
     #[test]
@@ -125,14 +128,50 @@ mod tests {
 
     #[test]
     fn a_deleted_caller_is_not_authorized() {
-        let mut users = MockUserRepository::new();
-        users.expect_find_by_id().returning(|_| Ok(None));
-        let (mut ports, _) = crate::usecases::fixtures::Mocks::default().ports();
-        ports.users = Arc::new(users);
-        ports.audit = Arc::new(MockAuditLog::new());
         assert!(matches!(
-            ListAudit::new(&ports).execute(&UserId::generate(), None, 10),
+            list(
+                None,
+                10,
+                AuditQuery {
+                    user: None,
+                    before: None,
+                    limit: 10,
+                }
+            ),
             Err(ListAuditError::NotAuthorized)
+        ));
+    }
+
+    #[test]
+    fn an_ended_session_is_not_authorized() {
+        let session = session_of(&user("carol"));
+        let mut mocks = Mocks::default();
+        mocks.sessions.expect_find().returning(|_| Ok(None));
+        let (ports, _) = mocks.ports();
+        assert!(matches!(
+            ListAudit::new(&ports).execute(&credential(&session), None, 10),
+            Err(ListAuditError::NotAuthorized)
+        ));
+    }
+
+    #[test]
+    fn store_failures_surface() {
+        let carol = user("carol");
+        let session = session_of(&carol);
+        let mut mocks = Mocks::default().with_session(&session);
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(carol.clone())));
+        let (mut ports, _) = mocks.ports();
+        let mut audit = MockAuditLog::new();
+        audit
+            .expect_list()
+            .returning(|_| Err(RepoError::Unavailable(boom())));
+        ports.audit = Arc::new(audit);
+        assert!(matches!(
+            ListAudit::new(&ports).execute(&credential(&session), None, 10),
+            Err(ListAuditError::Repository(_))
         ));
     }
 }

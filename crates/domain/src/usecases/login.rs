@@ -1,7 +1,8 @@
+use super::SessionPolicy;
 use crate::ports::{HashError, IssuedToken, LockoutPolicy, Ports, TokenError};
 use crate::{
-    AuditAction, AuditEvent, AuditOutcome, Email, Origin, PasswordAttempt, RepoError, User, UserId,
-    Username,
+    AuditAction, AuditEvent, AuditOutcome, Email, OpaqueToken, Origin, PasswordAttempt, RepoError,
+    SessionId, SessionKind, User, UserId, Username,
 };
 
 /// How the client named the account it is logging in to. The text is not validated:
@@ -21,17 +22,40 @@ pub struct LoginCommand {
     pub identifier: LoginIdentifier,
     /// The password offered.
     pub password: PasswordAttempt,
-    /// Where the request came from, for the audit log.
+    /// The kind of session to open.
+    pub kind: SessionKind,
+    /// Where the request came from, for the audit log and the session record.
     pub origin: Origin,
+}
+
+/// What the holder of a new session presents from now on.
+#[derive(Debug)]
+pub enum SessionCredentials {
+    /// For a bearer session: a short-lived access token and a refresh token.
+    Bearer {
+        /// The access token.
+        access: IssuedToken,
+        /// The session's first refresh token.
+        refresh: OpaqueToken,
+    },
+    /// For a cookie session: the cookie's value, valid for `max_age_secs`.
+    Cookie {
+        /// The cookie's value.
+        cookie: OpaqueToken,
+        /// Seconds until the session ends.
+        max_age_secs: u64,
+    },
 }
 
 /// A successful login.
 #[derive(Debug)]
 pub struct LoginSuccess {
     /// Who logged in.
-    pub user_id: UserId,
-    /// Their new access token.
-    pub token: IssuedToken,
+    pub user: User,
+    /// The new session.
+    pub session_id: SessionId,
+    /// What to hand the client.
+    pub credentials: SessionCredentials,
 }
 
 /// Why a login failed.
@@ -58,11 +82,18 @@ pub enum LoginError {
     Repository(#[from] RepoError),
 }
 
-/// Checks a password and issues an access token, locking an account after
-/// repeated failures. Audited as `login` (and `lockout` when a lock begins).
+/// Checks a password and opens a session, locking an account after repeated
+/// failures. Audited as `login` (and `lockout` when a lock begins).
 pub struct Login {
     ports: Ports,
     lockout: LockoutPolicy,
+    sessions: SessionPolicy,
+}
+
+/// The attempt-limiter key of an existing account: logins by email and by
+/// username, and password changes, all count against it.
+pub(crate) fn account_key(id: &UserId) -> String {
+    format!("user:{id}")
 }
 
 /// The longest identifier text kept as a lockout key for an unknown account.
@@ -70,10 +101,11 @@ const MAX_KEY_LEN: usize = 320;
 
 impl Login {
     /// Builds the use case.
-    pub fn new(ports: &Ports, lockout: LockoutPolicy) -> Self {
+    pub fn new(ports: &Ports, lockout: LockoutPolicy, sessions: SessionPolicy) -> Self {
         Self {
             ports: ports.clone(),
             lockout,
+            sessions,
         }
     }
 
@@ -85,7 +117,8 @@ impl Login {
     ///   the hasher's dummy hash, the same work as a wrong password, and is locked
     ///   out the same way, so neither timing nor lockouts reveal which accounts
     ///   exist.
-    /// - A success resets the failure count.
+    /// - A success resets the failure count and opens a session of the kind asked
+    ///   for, recording the client IP and user agent.
     pub fn execute(&self, command: LoginCommand) -> Result<LoginSuccess, LoginError> {
         let ports = &self.ports;
         let (user, key) = self.find(&command.identifier)?;
@@ -117,11 +150,26 @@ impl Login {
             return Err(LoginError::InvalidCredentials);
         };
         ports.attempts.reset(&key)?;
-        let token = ports.tokens.issue(&user.id)?;
+        let session = self
+            .sessions
+            .open(&user.id, command.kind, &command.origin, now);
+        let (opaque, digest) = ports.opaque_tokens.generate()?;
+        ports.sessions.create(&session, &digest)?;
+        let credentials = match command.kind {
+            SessionKind::Bearer => SessionCredentials::Bearer {
+                access: ports.tokens.issue(&user.id, &session.id)?,
+                refresh: opaque,
+            },
+            SessionKind::Cookie => SessionCredentials::Cookie {
+                cookie: opaque,
+                max_age_secs: self.sessions.ttl_secs,
+            },
+        };
         audit(AuditAction::Login, AuditOutcome::Success);
         Ok(LoginSuccess {
-            user_id: user.id,
-            token,
+            user,
+            session_id: session.id,
+            credentials,
         })
     }
 
@@ -140,7 +188,7 @@ impl Login {
             },
         };
         let key = match &user {
-            Some(user) => format!("user:{}", user.id),
+            Some(user) => account_key(&user.id),
             None => {
                 let mut canonical = canonical;
                 if canonical.len() > MAX_KEY_LEN {
@@ -159,17 +207,23 @@ impl Login {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
-    use crate::PasswordHash;
     use crate::ports::{AccessToken, MockAttemptLimiter, MockPasswordHasher, MockUserRepository};
-    use crate::usecases::fixtures::{Mocks, RecordingAudit, boom, user};
+    use crate::usecases::fixtures::{Mocks, RecordingAudit, boom, digest_of, user};
     use crate::{AuditAction as A, AuditOutcome as O, Timestamp};
+    use crate::{PasswordHash, Session};
 
     fn attempt(identifier: LoginIdentifier, password: &str) -> LoginCommand {
         LoginCommand {
             identifier,
             password: PasswordAttempt::new(password.into()),
-            origin: Origin::ip("198.51.100.7"),
+            kind: SessionKind::Bearer,
+            origin: Origin {
+                client_ip: Some("198.51.100.7".into()),
+                user_agent: Some("curl/8".into()),
+            },
         }
     }
 
@@ -225,21 +279,56 @@ mod tests {
         command: LoginCommand,
     ) -> (Result<LoginSuccess, LoginError>, RecordingAudit) {
         let (ports, audit) = mocks.ports();
-        let result = Login::new(&ports, LockoutPolicy::default()).execute(command);
+        let result = Login::new(
+            &ports,
+            LockoutPolicy::default(),
+            SessionPolicy { ttl_secs: 600 },
+        )
+        .execute(command);
         (result, audit)
     }
 
+    /// Expects one opaque token ("opaque") and one session stored with its digest;
+    /// returns where the stored session will be put.
+    fn expect_session(mocks: &mut Mocks) -> Arc<Mutex<Option<Session>>> {
+        mocks
+            .opaque_tokens
+            .expect_generate()
+            .times(1)
+            .returning(|| {
+                let token = OpaqueToken::new("opaque".into());
+                let digest = digest_of(&token);
+                Ok((token, digest))
+            });
+        let stored = Arc::new(Mutex::new(None));
+        let sink = stored.clone();
+        mocks
+            .sessions
+            .expect_create()
+            .withf(|_, digest| digest.0 == "digest-of-opaque")
+            .times(1)
+            .returning(move |session, _| {
+                *sink.lock().unwrap() = Some(session.clone());
+                Ok(())
+            });
+        stored
+    }
+
     #[test]
-    fn the_right_password_issues_a_token_resets_the_count_and_is_audited() {
+    fn the_right_password_opens_a_bearer_session_resets_the_count_and_is_audited() {
         let (mut mocks, alice) = alice_mocks();
         let id = alice.id;
         let key = format!("user:{id}");
+        let stored = expect_session(&mut mocks);
+        let sink = stored.clone();
         mocks
             .tokens
             .expect_issue()
-            .withf(move |subject| *subject == id)
+            .withf(move |subject, session| {
+                *subject == id && sink.lock().unwrap().as_ref().map(|s| s.id) == Some(*session)
+            })
             .times(1)
-            .returning(|_| Ok(issued()));
+            .returning(|_, _| Ok(issued()));
         mocks
             .attempts
             .expect_reset()
@@ -248,17 +337,57 @@ mod tests {
             .returning(|_| Ok(()));
         let (result, audit) = run(mocks, by_email("the password"));
         let success = result.unwrap();
-        assert_eq!(success.user_id, id);
-        assert_eq!(success.token.token.expose(), "jwt");
+        assert_eq!(success.user, alice);
+        let session = stored.lock().unwrap().clone().unwrap();
+        assert_eq!(success.session_id, session.id);
+        assert_eq!(session.user_id, id);
+        assert_eq!(session.kind, SessionKind::Bearer);
+        assert_eq!(session.created_at, Timestamp(1_000));
+        assert_eq!(session.expires_at, Timestamp(1_600));
+        assert_eq!(session.client_ip.as_deref(), Some("198.51.100.7"));
+        assert_eq!(session.user_agent.as_deref(), Some("curl/8"));
+        match success.credentials {
+            SessionCredentials::Bearer { access, refresh } => {
+                assert_eq!(access.token.expose(), "jwt");
+                assert_eq!(refresh.expose(), "opaque");
+            }
+            other => panic!("expected bearer credentials, got {other:?}"),
+        }
         assert_eq!(audit.recorded(), [(A::Login, O::Success, Some(id))]);
         assert_eq!(audit.events()[0].client_ip.as_deref(), Some("198.51.100.7"));
+    }
+
+    #[test]
+    fn a_cookie_login_opens_a_cookie_session_without_an_access_token() {
+        let (mut mocks, _) = alice_mocks();
+        let stored = expect_session(&mut mocks);
+        mocks.tokens.expect_issue().never();
+        mocks.attempts.expect_reset().returning(|_| Ok(()));
+        let command = LoginCommand {
+            kind: SessionKind::Cookie,
+            ..by_email("the password")
+        };
+        let success = run(mocks, command).0.unwrap();
+        match success.credentials {
+            SessionCredentials::Cookie {
+                cookie,
+                max_age_secs,
+            } => {
+                assert_eq!(cookie.expose(), "opaque");
+                assert_eq!(max_age_secs, 600);
+            }
+            other => panic!("expected a cookie, got {other:?}"),
+        }
+        let session = stored.lock().unwrap().clone().unwrap();
+        assert_eq!(session.kind, SessionKind::Cookie);
     }
 
     #[test]
     fn login_by_username_uses_the_same_account_key() {
         let (mut mocks, alice) = alice_mocks();
         let key = format!("user:{}", alice.id);
-        mocks.tokens.expect_issue().returning(|_| Ok(issued()));
+        expect_session(&mut mocks);
+        mocks.tokens.expect_issue().returning(|_, _| Ok(issued()));
         mocks
             .attempts
             .expect_reset()
@@ -436,10 +565,22 @@ mod tests {
 
         let (mut mocks, _) = alice_mocks();
         mocks.attempts.expect_reset().returning(|_| Ok(()));
+        expect_session(&mut mocks);
         mocks
             .tokens
             .expect_issue()
-            .returning(|_| Err(TokenError::Failure(boom())));
+            .returning(|_, _| Err(TokenError::Failure(boom())));
+        assert!(matches!(
+            run(mocks, by_email("the password")).0,
+            Err(LoginError::Token(_))
+        ));
+
+        let (mut mocks, _) = alice_mocks();
+        mocks.attempts.expect_reset().returning(|_| Ok(()));
+        mocks
+            .opaque_tokens
+            .expect_generate()
+            .returning(|| Err(TokenError::Failure(boom())));
         assert!(matches!(
             run(mocks, by_email("the password")).0,
             Err(LoginError::Token(_))

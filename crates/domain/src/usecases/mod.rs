@@ -5,39 +5,105 @@
 //! Use cases block (they hash, query and encrypt), so async callers run them on a
 //! blocking thread.
 
+mod accounts;
 mod authenticate;
+mod change_password;
 mod get_secret;
 mod list_audit;
 mod login;
 mod register;
+mod sessions;
 mod set_role;
 mod set_secret;
 
-pub use authenticate::{Authenticate, AuthenticateError, Principal};
+pub use accounts::{ManageAccount, ManageAccountError};
+pub use authenticate::{Authenticate, AuthenticateError};
+pub use change_password::{ChangePassword, ChangePasswordError};
 pub use get_secret::{GetSecret, GetSecretError};
 pub use list_audit::{ListAudit, ListAuditError, MAX_AUDIT_PAGE};
-pub use login::{Login, LoginCommand, LoginError, LoginIdentifier, LoginSuccess};
+pub use login::{
+    Login, LoginCommand, LoginError, LoginIdentifier, LoginSuccess, SessionCredentials,
+};
 pub use register::{Register, RegisterCommand, RegisterError};
+pub use sessions::{
+    CurrentSession, EndSession, EndSessionError, ListSessions, Logout, Refresh, RefreshError,
+    Refreshed, SessionError, SessionPolicy, WhoAmI,
+};
 pub use set_role::{SetRole, SetRoleError};
 pub use set_secret::{SetSecret, SetSecretError};
 
-use crate::ports::UserRepository;
-use crate::{RepoError, User, UserId, Username};
+use crate::ports::Ports;
+use crate::{Credential, RepoError, Session, Timestamp, User, Username, WrappedDataKey};
 
-/// Resolves the caller and checks that `claimed_username` is the caller's own.
-/// `Ok(None)` means "not authorised": the account is gone, or the claim names
-/// somebody else (or nobody valid).
+/// How stale a session's `last_used_at` may get before a request rewrites it: a
+/// read costs no write, and the listing is still right to the minute.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+/// The live session `credential` belongs to, or `Ok(None)` when it belongs to
+/// none: the session ended, expired, or (for an access token) belongs to another
+/// user than the token names. Records the use at most once a minute.
+fn live_session(
+    ports: &Ports,
+    credential: &Credential,
+    now: Timestamp,
+) -> Result<Option<Session>, RepoError> {
+    let session = match credential {
+        Credential::Access {
+            user_id,
+            session_id,
+        } => ports
+            .sessions
+            .find(session_id)?
+            .filter(|session| session.user_id == *user_id),
+        Credential::Cookie(cookie) => ports
+            .sessions
+            .find_by_cookie(&ports.opaque_tokens.digest(cookie))?,
+    };
+    let Some(session) = session.filter(|session| session.is_live(now)) else {
+        return Ok(None);
+    };
+    if now.as_secs() - session.last_used_at.as_secs() >= TOUCH_EVERY_SECS {
+        ports.sessions.touch(&session.id, now)?;
+    }
+    Ok(Some(session))
+}
+
+/// Resolves the caller's live session and account (with their data key) and checks
+/// that `claimed_username` is the caller's own. `Ok(None)` means "not authorised":
+/// the session ended, the account is gone, or the claim names somebody else (or
+/// nobody valid).
 fn caller_owning(
-    users: &dyn UserRepository,
-    caller: &UserId,
+    ports: &Ports,
+    credential: &Credential,
     claimed_username: &str,
-) -> Result<Option<User>, RepoError> {
+    now: Timestamp,
+) -> Result<Option<(User, Option<WrappedDataKey>)>, RepoError> {
     let Ok(claimed) = Username::parse(claimed_username) else {
         return Ok(None);
     };
-    Ok(users
-        .find_by_id(caller)?
-        .filter(|user| user.username == claimed))
+    let Some(session) = live_session(ports, credential, now)? else {
+        return Ok(None);
+    };
+    Ok(ports
+        .users
+        .find_with_data_key(&session.user_id)?
+        .filter(|(user, _)| user.username == claimed))
+}
+
+/// The caller's live session and account, or `Ok(None)` when the credential no
+/// longer stands for anyone.
+fn caller(
+    ports: &Ports,
+    credential: &Credential,
+    now: Timestamp,
+) -> Result<Option<(Session, User)>, RepoError> {
+    let Some(session) = live_session(ports, credential, now)? else {
+        return Ok(None);
+    };
+    Ok(ports
+        .users
+        .find_by_id(&session.user_id)?
+        .map(|user| (session, user)))
 }
 
 #[cfg(test)]
@@ -45,24 +111,58 @@ pub(crate) mod fixtures {
     use std::sync::{Arc, Mutex};
 
     use crate::ports::{
-        AuditLog, Clock, MockAttemptLimiter, MockPasswordHasher, MockSecretCipher,
-        MockSecretRepository, MockTokenIssuer, MockUserRepository, Ports,
+        AuditLog, Clock, MockAttemptLimiter, MockOpaqueTokens, MockPasswordHasher,
+        MockSecretCipher, MockSecretRepository, MockSessionRepository, MockTokenIssuer,
+        MockUserRepository, Ports,
     };
     use crate::{
-        AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord, DataKeyId, Email, KeyId,
-        PasswordHash, RepoError, Role, SealedData, Timestamp, User, UserId, Username,
-        WrappedDataKey,
+        AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord, Credential, DataKeyId,
+        Email, KeyId, OpaqueToken, PasswordHash, RepoError, Role, SealedData, Session, SessionId,
+        SessionKind, Timestamp, TokenDigest, User, UserData, UserId, Username, WrappedDataKey,
     };
 
     pub fn user(name: &str) -> User {
         User {
             id: UserId::generate(),
             username: Username::parse(name).unwrap(),
-            email: Email::parse(&format!("{name}@example.com")).unwrap(),
+            email: Some(Email::parse(&format!("{name}@example.com")).unwrap()),
             password_hash: PasswordHash(format!("hash-of-{name}")),
             role: Role::User,
+            data: UserData::empty(),
             created_at: Timestamp(1_700_000_000),
         }
+    }
+
+    /// A live bearer session of `user`, last used at the mocks' default now.
+    pub fn session_of(user: &User) -> Session {
+        session_for(user.id)
+    }
+
+    /// A live bearer session of the user `user_id`.
+    pub fn session_for(user_id: UserId) -> Session {
+        Session {
+            id: SessionId::generate(),
+            user_id,
+            kind: SessionKind::Bearer,
+            created_at: Timestamp(900),
+            last_used_at: Timestamp(1_000),
+            expires_at: Timestamp(90_000),
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+
+    /// The access-token credential of `session`.
+    pub fn credential(session: &Session) -> Credential {
+        Credential::Access {
+            user_id: session.user_id,
+            session_id: session.id,
+        }
+    }
+
+    /// The digest the mocked [`MockOpaqueTokens`] gives `token`.
+    pub fn digest_of(token: &OpaqueToken) -> TokenDigest {
+        TokenDigest(format!("digest-of-{}", token.expose()))
     }
 
     pub fn data_key() -> WrappedDataKey {
@@ -131,6 +231,8 @@ pub(crate) mod fixtures {
         pub hasher: MockPasswordHasher,
         pub cipher: MockSecretCipher,
         pub tokens: MockTokenIssuer,
+        pub sessions: MockSessionRepository,
+        pub opaque_tokens: MockOpaqueTokens,
         pub attempts: MockAttemptLimiter,
         pub audit: RecordingAudit,
         pub now: Timestamp,
@@ -144,6 +246,8 @@ pub(crate) mod fixtures {
                 hasher: MockPasswordHasher::new(),
                 cipher: MockSecretCipher::new(),
                 tokens: MockTokenIssuer::new(),
+                sessions: MockSessionRepository::new(),
+                opaque_tokens: MockOpaqueTokens::new(),
                 attempts: MockAttemptLimiter::new(),
                 audit: RecordingAudit::default(),
                 now: Timestamp(1_000),
@@ -152,6 +256,22 @@ pub(crate) mod fixtures {
     }
 
     impl Mocks {
+        /// Expects lookups of `session` by id and answers with it.
+        pub fn with_session(mut self, session: &Session) -> Self {
+            let found = session.clone();
+            self.sessions
+                .expect_find()
+                .withf(move |id| *id == found.id)
+                .returning(move |_| Ok(Some(found.clone())));
+            self
+        }
+
+        /// Digests opaque tokens as [`digest_of`] does.
+        pub fn with_digests(mut self) -> Self {
+            self.opaque_tokens.expect_digest().returning(digest_of);
+            self
+        }
+
         pub fn ports(self) -> (Ports, RecordingAudit) {
             let audit = self.audit.clone();
             let ports = Ports {
@@ -160,6 +280,8 @@ pub(crate) mod fixtures {
                 hasher: Arc::new(self.hasher),
                 cipher: Arc::new(self.cipher),
                 tokens: Arc::new(self.tokens),
+                sessions: Arc::new(self.sessions),
+                opaque_tokens: Arc::new(self.opaque_tokens),
                 attempts: Arc::new(self.attempts),
                 audit: Arc::new(self.audit),
                 clock: Arc::new(FixedClock(self.now)),

@@ -6,18 +6,21 @@ use crate::ports::{
 };
 use crate::{
     AuditAction, AuditEvent, AuditOutcome, Email, NewUser, Origin, Password, RepoError, Role, User,
-    UserId, Username,
+    UserData, UserId, Username,
 };
 
 /// A validated registration.
 #[derive(Debug)]
 pub struct RegisterCommand {
-    /// The new account's e-mail address.
-    pub email: Email,
+    /// The new account's e-mail address (`POST /register` requires one; `POST /user`
+    /// does not).
+    pub email: Option<Email>,
     /// The new account's username.
     pub username: Username,
     /// The new account's password, already checked against the policy.
     pub password: Password,
+    /// The new account's free-form data.
+    pub data: UserData,
     /// Where the request came from, for the audit log.
     pub origin: Origin,
 }
@@ -74,16 +77,16 @@ impl Register {
         }
     }
 
-    /// Registers the account and returns its id.
+    /// Registers the account and returns it.
     ///
     /// Duplicates are looked for before hashing, so a flood of registrations for
     /// existing accounts costs no bcrypt work; the repository's unique indexes still
     /// decide a race between two concurrent registrations.
-    pub fn execute(&self, command: RegisterCommand) -> Result<UserId, RegisterError> {
+    pub fn execute(&self, command: RegisterCommand) -> Result<User, RegisterError> {
         let origin = command.origin.clone();
         let result = self.register(command);
         let outcome = match &result {
-            Ok(id) => Some((Some(*id), AuditOutcome::Success)),
+            Ok(user) => Some((Some(user.id), AuditOutcome::Success)),
             Err(RegisterError::EmailTaken | RegisterError::UsernameTaken) => {
                 Some((None, AuditOutcome::Failure))
             }
@@ -101,8 +104,10 @@ impl Register {
         result
     }
 
-    fn register(&self, command: RegisterCommand) -> Result<UserId, RegisterError> {
-        if self.users.find_by_email(&command.email)?.is_some() {
+    fn register(&self, command: RegisterCommand) -> Result<User, RegisterError> {
+        if let Some(email) = &command.email
+            && self.users.find_by_email(email)?.is_some()
+        {
             return Err(RegisterError::EmailTaken);
         }
         if self.users.find_by_username(&command.username)?.is_some() {
@@ -117,10 +122,12 @@ impl Register {
             email: command.email,
             password_hash,
             role: Role::User,
+            data: command.data,
             created_at: self.clock.now(),
         };
-        self.users.create(&NewUser { user, data_key })?;
-        Ok(id)
+        let new_user = NewUser { user, data_key };
+        self.users.create(&new_user)?;
+        Ok(new_user.user)
     }
 }
 
@@ -132,7 +139,7 @@ mod tests {
 
     fn command() -> RegisterCommand {
         RegisterCommand {
-            email: Email::parse("new@example.com").unwrap(),
+            email: Some(Email::parse("new@example.com").unwrap()),
             username: Username::parse("newbie").unwrap(),
             password: PasswordPolicy::without_breach_list(12)
                 .check(
@@ -143,6 +150,7 @@ mod tests {
                     },
                 )
                 .unwrap(),
+            data: UserData::parse(r#"{"phone":"555"}"#.into()).unwrap(),
             origin: Origin::ip("192.0.2.1"),
         }
     }
@@ -170,9 +178,16 @@ mod tests {
         mocks
     }
 
-    fn run(mocks: Mocks) -> (Result<UserId, RegisterError>, Vec<crate::AuditEvent>) {
+    fn run(mocks: Mocks) -> (Result<User, RegisterError>, Vec<crate::AuditEvent>) {
+        run_command(mocks, command())
+    }
+
+    fn run_command(
+        mocks: Mocks,
+        command: RegisterCommand,
+    ) -> (Result<User, RegisterError>, Vec<crate::AuditEvent>) {
         let (ports, audit) = mocks.ports();
-        let result = Register::new(&ports).execute(command());
+        let result = Register::new(&ports).execute(command);
         (result, audit.events())
     }
 
@@ -192,7 +207,8 @@ mod tests {
             .expect_create()
             .withf(move |new| {
                 new.user.username.as_str() == "newbie"
-                    && new.user.email.as_str() == "new@example.com"
+                    && new.user.email.as_ref().map(Email::as_str) == Some("new@example.com")
+                    && new.user.data.as_str() == r#"{"phone":"555"}"#
                     && new.user.password_hash == PasswordHash("$2b$hash".into())
                     && new.user.role == Role::User
                     && new.user.created_at == Timestamp(42)
@@ -201,13 +217,36 @@ mod tests {
             .times(1)
             .returning(|_| Ok(()));
         let (result, events) = run(mocks);
-        let id = result.unwrap();
+        let id = result.unwrap().id;
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].action, AuditAction::Register);
         assert_eq!(events[0].outcome, AuditOutcome::Success);
         assert_eq!(events[0].user_id, Some(id));
         assert_eq!(events[0].client_ip.as_deref(), Some("192.0.2.1"));
         assert_eq!(events[0].at, Timestamp(42));
+    }
+
+    #[test]
+    fn an_account_without_email_skips_the_email_lookup() {
+        let mut mocks = happy();
+        mocks.users.checkpoint();
+        mocks.users.expect_find_by_email().never();
+        mocks
+            .users
+            .expect_find_by_username()
+            .returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_create()
+            .withf(|new| new.user.email.is_none())
+            .times(1)
+            .returning(|_| Ok(()));
+        let command = RegisterCommand {
+            email: None,
+            ..command()
+        };
+        let (result, _) = run_command(mocks, command);
+        assert_eq!(result.unwrap().email, None);
     }
 
     #[test]

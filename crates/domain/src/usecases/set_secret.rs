@@ -1,12 +1,8 @@
-use std::sync::Arc;
-
 use super::caller_owning;
-use crate::ports::{
-    AuditLog, CipherError, Clock, Ports, SecretCipher, SecretRepository, UserRepository,
-};
+use crate::ports::{CipherError, Ports};
 use crate::{
-    AuditAction, AuditEvent, AuditOutcome, Origin, RepoError, Secret, SecretName, SecretValue,
-    UserId,
+    AuditAction, AuditEvent, AuditOutcome, Credential, Origin, RepoError, Secret, SecretName,
+    SecretValue, Timestamp, User, WrappedDataKey,
 };
 
 /// Why a secret could not be stored.
@@ -29,22 +25,14 @@ pub enum SetSecretError {
 /// Seals and stores one of the caller's own secrets, replacing its previous value.
 /// Audited as `secret.write`.
 pub struct SetSecret {
-    users: Arc<dyn UserRepository>,
-    secrets: Arc<dyn SecretRepository>,
-    cipher: Arc<dyn SecretCipher>,
-    audit: Arc<dyn AuditLog>,
-    clock: Arc<dyn Clock>,
+    ports: Ports,
 }
 
 impl SetSecret {
     /// Builds the use case.
     pub fn new(ports: &Ports) -> Self {
         Self {
-            users: ports.users.clone(),
-            secrets: ports.secrets.clone(),
-            cipher: ports.cipher.clone(),
-            audit: ports.audit.clone(),
-            clock: ports.clock.clone(),
+            ports: ports.clone(),
         }
     }
 
@@ -52,24 +40,31 @@ impl SetSecret {
     /// username the client sent; it must be the caller's own.
     pub fn execute(
         &self,
-        caller: &UserId,
+        credential: &Credential,
         claimed_username: &str,
         name: SecretName,
         value: &SecretValue,
         origin: &Origin,
     ) -> Result<(), SetSecretError> {
-        let now = self.clock.now();
-        let result = self.store(caller, claimed_username, name, value, now);
+        let now = self.ports.clock.now();
+        let (who, result) = match caller_owning(&self.ports, credential, claimed_username, now) {
+            Ok(Some((user, key))) => (Some(user.id), self.store(&user, key, name, value, now)),
+            Ok(None) => (
+                credential.claimed_user(),
+                Err(SetSecretError::NotAuthorized),
+            ),
+            Err(err) => (None, Err(err.into())),
+        };
         let outcome = match &result {
             Ok(()) => Some(AuditOutcome::Success),
             Err(SetSecretError::NotAuthorized) => Some(AuditOutcome::Failure),
             Err(_) => None,
         };
         if let Some(outcome) = outcome {
-            self.audit.record(AuditEvent::new(
+            self.ports.audit.record(AuditEvent::new(
                 now,
                 origin,
-                Some(*caller),
+                who,
                 AuditAction::SecretWrite,
                 outcome,
             ));
@@ -79,21 +74,15 @@ impl SetSecret {
 
     fn store(
         &self,
-        caller: &UserId,
-        claimed_username: &str,
+        user: &User,
+        key: Option<WrappedDataKey>,
         name: SecretName,
         value: &SecretValue,
-        now: crate::Timestamp,
+        now: Timestamp,
     ) -> Result<(), SetSecretError> {
-        let Some(user) = caller_owning(self.users.as_ref(), caller, claimed_username)? else {
-            return Err(SetSecretError::NotAuthorized);
-        };
-        let key = self
-            .users
-            .data_key(&user.id)?
-            .ok_or(SetSecretError::MissingDataKey)?;
-        let sealed = self.cipher.seal(&key, &user.id, &name, value)?;
-        self.secrets.upsert(&Secret {
+        let key = key.ok_or(SetSecretError::MissingDataKey)?;
+        let sealed = self.ports.cipher.seal(&key, &user.id, &name, value)?;
+        self.ports.secrets.upsert(&Secret {
             owner: user.id,
             name,
             sealed,
@@ -108,8 +97,10 @@ impl SetSecret {
 mod tests {
     use super::*;
     use crate::ports::{MockSecretCipher, MockUserRepository};
-    use crate::usecases::fixtures::{Mocks, RecordingAudit, boom, data_key, user};
-    use crate::{KeyId, SealedData, Timestamp, User};
+    use crate::usecases::fixtures::{
+        Mocks, RecordingAudit, boom, credential, data_key, session_for, user,
+    };
+    use crate::{KeyId, SealedData, Timestamp, User, UserId};
 
     fn happy() -> (Mocks, User) {
         let alice = user("alice");
@@ -120,12 +111,8 @@ mod tests {
         let found = alice.clone();
         mocks
             .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(Some(found.clone())));
-        mocks
-            .users
-            .expect_data_key()
-            .returning(|_| Ok(Some(data_key())));
+            .expect_find_with_data_key()
+            .returning(move |_| Ok(Some((found.clone(), Some(data_key())))));
         mocks
             .cipher
             .expect_seal()
@@ -146,9 +133,10 @@ mod tests {
         caller: UserId,
         claimed: &str,
     ) -> (Result<(), SetSecretError>, RecordingAudit) {
-        let (ports, audit) = mocks.ports();
+        let session = session_for(caller);
+        let (ports, audit) = mocks.with_session(&session).ports();
         let result = SetSecret::new(&ports).execute(
-            &caller,
+            &credential(&session),
             claimed,
             SecretName::default_name(),
             &SecretValue::parse("launch codes".into()).unwrap(),
@@ -209,7 +197,10 @@ mod tests {
     fn a_deleted_caller_is_not_authorized() {
         let (mut mocks, alice) = happy();
         mocks.users = MockUserRepository::new();
-        mocks.users.expect_find_by_id().returning(|_| Ok(None));
+        mocks
+            .users
+            .expect_find_with_data_key()
+            .returning(|_| Ok(None));
         assert!(matches!(
             run(mocks, alice.id, "alice").0,
             Err(SetSecretError::NotAuthorized)
@@ -223,9 +214,8 @@ mod tests {
         mocks.users = MockUserRepository::new();
         mocks
             .users
-            .expect_find_by_id()
-            .returning(move |_| Ok(Some(found.clone())));
-        mocks.users.expect_data_key().returning(|_| Ok(None));
+            .expect_find_with_data_key()
+            .returning(move |_| Ok(Some((found.clone(), None))));
         assert!(matches!(
             run(mocks, alice.id, "alice").0,
             Err(SetSecretError::MissingDataKey)
@@ -258,7 +248,7 @@ mod tests {
         mocks.users = MockUserRepository::new();
         mocks
             .users
-            .expect_find_by_id()
+            .expect_find_with_data_key()
             .returning(|_| Err(RepoError::internal(boom())));
         assert!(matches!(
             run(mocks, alice.id, "alice").0,
