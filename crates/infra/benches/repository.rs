@@ -9,8 +9,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use safebox_domain::ports::{SecretCipher, SecretRepository, UserRepository};
 use safebox_domain::{
-    Email, NewUser, PasswordHash, Role, Secret, SecretName, SecretValue, Timestamp, User, UserId,
-    Username,
+    Email, NewUser, PasswordHash, Role, Secret, SecretName, SecretValue, Timestamp, User, UserData,
+    UserId, Username,
 };
 use safebox_infra::db::{connect, migrate};
 use safebox_infra::{
@@ -39,9 +39,10 @@ fn repository(c: &mut Criterion) {
                 user: User {
                     id,
                     username: Username::parse(&name).expect("username"),
-                    email: Email::parse(&format!("{name}@example.com")).expect("email"),
+                    email: Some(Email::parse(&format!("{name}@example.com")).expect("email")),
                     password_hash: PasswordHash(format!("$2b$12${name}")),
                     role: Role::User,
+                    data: UserData::empty(),
                     created_at: Timestamp(1_700_000_000),
                 },
                 data_key: data_key.clone(),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use safebox_domain::UserId;
 use safebox_domain::ports::TokenIssuer;
+use safebox_domain::{SessionId, UserId};
 use safebox_infra::{JwtTokenIssuer, KeyBytes, SystemClock};
 
 fn issuer() -> JwtTokenIssuer {
@@ -19,12 +19,13 @@ fn issuer() -> JwtTokenIssuer {
 fn tokens(c: &mut Criterion) {
     let issuer = issuer();
     let subject = UserId::generate();
-    let issued = issuer.issue(&subject).expect("issue");
+    let session = SessionId::generate();
+    let issued = issuer.issue(&subject, &session).expect("issue");
     let token = issued.token.expose().to_owned();
 
     let mut group = c.benchmark_group("token");
     group.bench_function("issue", |b| {
-        b.iter(|| issuer.issue(black_box(&subject)).expect("issue"));
+        b.iter(|| issuer.issue(black_box(&subject), &session).expect("issue"));
     });
     group.bench_function("verify", |b| {
         b.iter(|| issuer.verify(black_box(&token)).expect("verify"));

@@ -123,6 +123,8 @@ pub struct Config {
     pub bcrypt_cost: u32,
     /// Access token lifetime (`SAFEBOX_ACCESS_TOKEN_TTL`).
     pub access_token_ttl: Duration,
+    /// Absolute lifetime of a login session (`SAFEBOX_SESSION_TTL`).
+    pub session_ttl: Duration,
     /// Minimum password length in characters (`SAFEBOX_PASSWORD_MIN_LENGTH`).
     pub password_min_length: usize,
     /// Log filter directive (`SAFEBOX_LOG`).
@@ -198,6 +200,7 @@ impl Config {
             jwt_secret: None,
             bcrypt_cost: 12,
             access_token_ttl: Duration::from_secs(15 * 60),
+            session_ttl: Duration::from_secs(24 * 60 * 60),
             password_min_length: 12,
             log: "info".to_owned(),
             db_pool_size: 8,
@@ -247,6 +250,9 @@ impl Config {
         }
         if let Some(ttl) = get("SAFEBOX_ACCESS_TOKEN_TTL") {
             config.access_token_ttl = parse_duration("SAFEBOX_ACCESS_TOKEN_TTL", &ttl)?;
+        }
+        if let Some(ttl) = get("SAFEBOX_SESSION_TTL") {
+            config.session_ttl = parse_duration("SAFEBOX_SESSION_TTL", &ttl)?;
         }
         if let Some(min) = get("SAFEBOX_PASSWORD_MIN_LENGTH") {
             config.password_min_length = parse_number("SAFEBOX_PASSWORD_MIN_LENGTH", &min)?;
@@ -346,6 +352,9 @@ impl Config {
         }
         if self.access_token_ttl.is_zero() {
             return Err(invalid("SAFEBOX_ACCESS_TOKEN_TTL", "must be positive"));
+        }
+        if self.session_ttl.is_zero() {
+            return Err(invalid("SAFEBOX_SESSION_TTL", "must be positive"));
         }
         if self.db_pool_size == 0 {
             return Err(invalid("SAFEBOX_DB_POOL_SIZE", "must be at least 1"));
@@ -571,6 +580,7 @@ mod tests {
             ("SAFEBOX_JWT_SECRET", &key),
             ("SAFEBOX_BCRYPT_COST", "4"),
             ("SAFEBOX_ACCESS_TOKEN_TTL", "1h"),
+            ("SAFEBOX_SESSION_TTL", "2d"),
             ("SAFEBOX_PASSWORD_MIN_LENGTH", "16"),
             ("SAFEBOX_LOG", "debug"),
             ("SAFEBOX_DB_POOL_SIZE", "3"),
@@ -596,6 +606,7 @@ mod tests {
         assert_eq!(config.master_key.unwrap().expose(), &[9_u8; 40]);
         assert_eq!(config.bcrypt_cost, 4);
         assert_eq!(config.access_token_ttl, Duration::from_secs(3600));
+        assert_eq!(config.session_ttl, Duration::from_secs(2 * 86_400));
         assert_eq!(config.password_min_length, 16);
         assert_eq!(config.log, "debug");
         assert_eq!(config.db_pool_size, 3);
@@ -627,6 +638,7 @@ mod tests {
             ("SAFEBOX_BCRYPT_COST", "32"),
             ("SAFEBOX_ACCESS_TOKEN_TTL", "15 minutes"),
             ("SAFEBOX_ACCESS_TOKEN_TTL", "0"),
+            ("SAFEBOX_SESSION_TTL", "0"),
             ("SAFEBOX_PASSWORD_MIN_LENGTH", "73"),
             ("SAFEBOX_DB_POOL_SIZE", "0"),
             ("SAFEBOX_WORKERS", "-1"),

@@ -19,6 +19,9 @@ pub use clock::SystemClock;
 pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys, TlsFiles};
 pub use crypto::cipher::{AesGcmSecretCipher, MasterKey};
 pub use crypto::hasher::BcryptPasswordHasher;
+pub use crypto::opaque::RandomOpaqueTokens;
 pub use crypto::tokens::{JwtTokenIssuer, TOKEN_AUDIENCE, TOKEN_ISSUER};
-pub use db::{DbPool, DieselAuditLog, DieselSecretRepository, DieselUserRepository};
+pub use db::{
+    DbPool, DieselAuditLog, DieselSecretRepository, DieselSessionRepository, DieselUserRepository,
+};
 pub use limits::{MemoryAttemptLimiter, MemoryRateLimiter};

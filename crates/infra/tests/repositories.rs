@@ -3,20 +3,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use safebox_domain::ports::{AuditLog, Clock, CreateUserError, SecretRepository, UserRepository};
+use safebox_domain::ports::{
+    AuditLog, Clock, CreateUserError, RefreshRotation, SecretRepository, SessionRepository,
+    UserRepository,
+};
 use safebox_domain::{
     AuditAction, AuditEvent, AuditOutcome, AuditQuery, DataKeyId, Email, KeyId, NewUser, Origin,
-    PasswordHash, Role, SealedData, Secret, SecretName, Timestamp, User, UserId, Username,
-    WrappedDataKey,
+    PasswordHash, Role, SealedData, Secret, SecretName, Session, SessionId, SessionKind, Timestamp,
+    TokenDigest, User, UserData, UserId, Username, WrappedDataKey,
 };
 use safebox_infra::db::{self, DbPool};
-use safebox_infra::{DieselAuditLog, DieselSecretRepository, DieselUserRepository, SystemClock};
+use safebox_infra::{
+    DieselAuditLog, DieselSecretRepository, DieselSessionRepository, DieselUserRepository,
+    SystemClock,
+};
 
 struct Store {
     _dir: tempfile::TempDir,
     pool: DbPool,
     users: DieselUserRepository,
     secrets: DieselSecretRepository,
+    sessions: DieselSessionRepository,
 }
 
 fn store() -> Store {
@@ -29,6 +36,7 @@ fn store() -> Store {
         _dir: dir,
         users: DieselUserRepository::new(pool.clone()),
         secrets: DieselSecretRepository::new(pool.clone()),
+        sessions: DieselSessionRepository::new(pool.clone()),
         pool,
     }
 }
@@ -38,9 +46,10 @@ fn new_user(name: &str, email: &str) -> NewUser {
         user: User {
             id: UserId::generate(),
             username: Username::parse(name).unwrap(),
-            email: Email::parse(email).unwrap(),
+            email: Some(Email::parse(email).unwrap()),
             password_hash: PasswordHash(format!("$2b$04$hash-of-{name}")),
             role: Role::User,
+            data: UserData::parse(format!(r#"{{"name":"{name}"}}"#)).unwrap(),
             created_at: Timestamp(1_700_000_000),
         },
         data_key: WrappedDataKey {
@@ -94,6 +103,246 @@ fn created_users_are_found_by_email_username_and_id() {
 }
 
 #[test]
+fn a_user_is_found_with_its_data_key_in_one_lookup() {
+    let store = store();
+    let alice = new_user("alice", "alice@example.com");
+    store.users.create(&alice).unwrap();
+    let (user, key) = store
+        .users
+        .find_with_data_key(&alice.user.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(user, alice.user);
+    assert_eq!(key, Some(alice.data_key.clone()));
+}
+
+#[test]
+fn accounts_without_email_coexist_and_data_and_passwords_are_replaced() {
+    let store = store();
+    let mut first = new_user("first", "unused@example.com");
+    first.user.email = None;
+    let mut second = new_user("second", "unused2@example.com");
+    second.user.email = None;
+    second.data_key.id = DataKeyId::generate();
+    store.users.create(&first).unwrap();
+    store.users.create(&second).unwrap();
+    let id = first.user.id;
+    assert_eq!(store.users.find_by_id(&id).unwrap().unwrap().email, None);
+
+    let data = UserData::parse(r#"{"phone":"555"}"#.into()).unwrap();
+    assert!(store.users.update_data(&id, &data).unwrap());
+    let hash = PasswordHash("$2b$04$new".into());
+    assert!(store.users.update_password_hash(&id, &hash).unwrap());
+    let user = store.users.find_by_id(&id).unwrap().unwrap();
+    assert_eq!(user.data, data);
+    assert_eq!(user.password_hash, hash);
+
+    let nobody = UserId::generate();
+    assert!(!store.users.update_data(&nobody, &data).unwrap());
+    assert!(!store.users.update_password_hash(&nobody, &hash).unwrap());
+}
+
+#[test]
+fn deleting_a_user_takes_its_data_key_secrets_and_sessions() {
+    let store = store();
+    let alice = new_user("alice", "alice@example.com");
+    let bob = new_user("bob", "bob@example.com");
+    store.users.create(&alice).unwrap();
+    store.users.create(&bob).unwrap();
+    let id = alice.user.id;
+    store.secrets.upsert(&secret(id, b"sealed", 1)).unwrap();
+    store.secrets.upsert(&secret(bob.user.id, b"b", 1)).unwrap();
+    let session = session(id, SessionKind::Bearer, 1_000, 2_000);
+    store.sessions.create(&session, &digest("r1")).unwrap();
+
+    assert!(store.users.delete(&id).unwrap());
+    assert!(!store.users.delete(&id).unwrap());
+    assert!(store.users.find_by_id(&id).unwrap().is_none());
+    assert!(store.users.data_key(&id).unwrap().is_none());
+    assert!(
+        store
+            .secrets
+            .find(&id, &SecretName::default_name())
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.sessions.find(&session.id).unwrap().is_none());
+    assert_eq!(
+        store
+            .sessions
+            .rotate_refresh(&digest("r1"), &digest("r2"), Timestamp(1_100))
+            .unwrap(),
+        RefreshRotation::Unknown
+    );
+    // Bob is untouched, and alice's name is free again.
+    assert!(store.users.data_key(&bob.user.id).unwrap().is_some());
+    let again = new_user("alice", "alice@example.com");
+    store.users.create(&again).unwrap();
+}
+
+fn session(user: UserId, kind: SessionKind, at: i64, expires: i64) -> Session {
+    Session {
+        id: SessionId::generate(),
+        user_id: user,
+        kind,
+        created_at: Timestamp(at),
+        last_used_at: Timestamp(at),
+        expires_at: Timestamp(expires),
+        client_ip: Some("192.0.2.1".into()),
+        user_agent: Some("curl/8".into()),
+    }
+}
+
+fn digest(text: &str) -> TokenDigest {
+    TokenDigest(format!("digest-{text}"))
+}
+
+#[test]
+fn sessions_are_stored_found_touched_listed_and_ended() {
+    let store = store();
+    let alice = new_user("alice", "alice@example.com");
+    let bob = new_user("bob", "bob@example.com");
+    store.users.create(&alice).unwrap();
+    store.users.create(&bob).unwrap();
+    let id = alice.user.id;
+    let older = session(id, SessionKind::Bearer, 1_000, 5_000);
+    let newer = session(id, SessionKind::Cookie, 1_001, 5_000);
+    let expired = session(id, SessionKind::Bearer, 10, 900);
+    let bobs = session(bob.user.id, SessionKind::Bearer, 1_000, 5_000);
+    store.sessions.create(&expired, &digest("e")).unwrap();
+    store.sessions.create(&older, &digest("older")).unwrap();
+    store.sessions.create(&newer, &digest("cookie")).unwrap();
+    store.sessions.create(&bobs, &digest("bob")).unwrap();
+
+    assert_eq!(store.sessions.find(&older.id).unwrap(), Some(older.clone()));
+    assert_eq!(
+        store.sessions.find_by_cookie(&digest("cookie")).unwrap(),
+        Some(newer.clone())
+    );
+    // A bearer session's credential is its refresh token, never a cookie.
+    assert_eq!(
+        store.sessions.find_by_cookie(&digest("older")).unwrap(),
+        None
+    );
+    // Creating a session swept the user's expired one.
+    assert_eq!(store.sessions.find(&expired.id).unwrap(), None);
+
+    store.sessions.touch(&older.id, Timestamp(1_500)).unwrap();
+    assert_eq!(
+        store
+            .sessions
+            .find(&older.id)
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Timestamp(1_500)
+    );
+    let listed: Vec<SessionId> = store
+        .sessions
+        .list(&id, Timestamp(2_000))
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, [newer.id, older.id]);
+    assert!(
+        store
+            .sessions
+            .list(&id, Timestamp(5_000))
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(store.sessions.end_others(&id, &newer.id).unwrap(), 1);
+    assert_eq!(store.sessions.find(&older.id).unwrap(), None);
+    assert!(store.sessions.end(&newer.id).unwrap());
+    assert!(!store.sessions.end(&newer.id).unwrap());
+    assert!(store.sessions.find(&bobs.id).unwrap().is_some());
+}
+
+#[test]
+fn refresh_tokens_rotate_once_and_a_replay_is_recognised() {
+    let store = store();
+    let alice = new_user("alice", "alice@example.com");
+    store.users.create(&alice).unwrap();
+    let live = session(alice.user.id, SessionKind::Bearer, 1_000, 5_000);
+    store.sessions.create(&live, &digest("r1")).unwrap();
+
+    let rotated = store
+        .sessions
+        .rotate_refresh(&digest("r1"), &digest("r2"), Timestamp(1_200))
+        .unwrap();
+    assert!(matches!(rotated, RefreshRotation::Rotated(ref s) if s.id == live.id));
+    assert_eq!(
+        store.sessions.find(&live.id).unwrap().unwrap().last_used_at,
+        Timestamp(1_200)
+    );
+    // r1 is spent: presenting it again is a replay, and changes nothing.
+    let replay = store
+        .sessions
+        .rotate_refresh(&digest("r1"), &digest("r3"), Timestamp(1_300))
+        .unwrap();
+    assert!(matches!(replay, RefreshRotation::Reused(ref s) if s.id == live.id));
+    assert_eq!(
+        store
+            .sessions
+            .rotate_refresh(&digest("r3"), &digest("r4"), Timestamp(1_300))
+            .unwrap(),
+        RefreshRotation::Unknown
+    );
+    // r2 is live.
+    assert!(matches!(
+        store
+            .sessions
+            .rotate_refresh(&digest("r2"), &digest("r5"), Timestamp(1_400))
+            .unwrap(),
+        RefreshRotation::Rotated(_)
+    ));
+    // Ending the session forgets all of its refresh tokens.
+    store.sessions.end(&live.id).unwrap();
+    for token in ["r1", "r5"] {
+        assert_eq!(
+            store
+                .sessions
+                .rotate_refresh(&digest(token), &digest("x"), Timestamp(1_500))
+                .unwrap(),
+            RefreshRotation::Unknown
+        );
+    }
+}
+
+#[test]
+fn concurrent_rotations_of_one_token_let_exactly_one_win() {
+    let store = store();
+    let alice = new_user("alice", "alice@example.com");
+    store.users.create(&alice).unwrap();
+    let live = session(alice.user.id, SessionKind::Bearer, 1_000, 5_000);
+    store.sessions.create(&live, &digest("r1")).unwrap();
+    let outcomes: Vec<RefreshRotation> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let sessions = store.sessions.clone();
+                scope.spawn(move || {
+                    sessions
+                        .rotate_refresh(&digest("r1"), &digest(&format!("n{i}")), Timestamp(1_100))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won = outcomes
+        .iter()
+        .filter(|o| matches!(o, RefreshRotation::Rotated(_)))
+        .count();
+    let replays = outcomes
+        .iter()
+        .filter(|o| matches!(o, RefreshRotation::Reused(_)))
+        .count();
+    assert_eq!((won, replays), (1, 7));
+}
+
+#[test]
 fn unknown_users_are_none() {
     let store = store();
     assert!(
@@ -118,6 +367,13 @@ fn unknown_users_are_none() {
             .is_none()
     );
     assert!(store.users.data_key(&UserId::generate()).unwrap().is_none());
+    assert!(
+        store
+            .users
+            .find_with_data_key(&UserId::generate())
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

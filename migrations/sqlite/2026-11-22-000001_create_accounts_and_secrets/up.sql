@@ -3,8 +3,9 @@
 CREATE TABLE users (
     id            TEXT    NOT NULL PRIMARY KEY,      -- UUID, made by the application
     username      TEXT    NOT NULL UNIQUE,
-    email         TEXT    NOT NULL UNIQUE,
+    email         TEXT             UNIQUE,           -- NULL for accounts made without one
     password_hash TEXT    NOT NULL,                  -- bcrypt, never the password
+    data          TEXT    NOT NULL DEFAULT '{}',     -- the account's JSON object
     created_at    BIGINT  NOT NULL                   -- Unix seconds
 );
 

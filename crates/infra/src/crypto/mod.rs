@@ -1,3 +1,4 @@
 pub mod cipher;
 pub mod hasher;
+pub mod opaque;
 pub mod tokens;

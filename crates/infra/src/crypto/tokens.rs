@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use safebox_domain::ports::{
     AccessToken, Clock, IssuedToken, TokenClaims, TokenError, TokenIssuer,
 };
-use safebox_domain::{Timestamp, UserId};
+use safebox_domain::{SessionId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::KeyBytes;
@@ -19,6 +19,7 @@ pub const TOKEN_AUDIENCE: &str = "safebox-api";
 #[derive(Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    sid: String,
     jti: String,
     iat: i64,
     exp: i64,
@@ -65,10 +66,11 @@ impl JwtTokenIssuer {
 }
 
 impl TokenIssuer for JwtTokenIssuer {
-    fn issue(&self, subject: &UserId) -> Result<IssuedToken, TokenError> {
+    fn issue(&self, subject: &UserId, session: &SessionId) -> Result<IssuedToken, TokenError> {
         let now = self.clock.now();
         let claims = Claims {
             sub: subject.to_string(),
+            sid: session.to_string(),
             jti: uuid::Uuid::new_v4().to_string(),
             iat: now.as_secs(),
             exp: now.plus_secs(self.ttl_secs).as_secs(),
@@ -88,11 +90,13 @@ impl TokenIssuer for JwtTokenIssuer {
             .map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
         let subject = uuid::Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Invalid)?;
+        let session = SessionId::parse(&claims.sid).ok_or(TokenError::Invalid)?;
         if claims.exp <= self.clock.now().as_secs() {
             return Err(TokenError::Expired);
         }
         Ok(TokenClaims {
             subject: UserId(subject),
+            session,
             token_id: claims.jti,
             issued_at: Timestamp(claims.iat),
             expires_at: Timestamp(claims.exp),
@@ -131,11 +135,13 @@ mod tests {
     fn issues_verifiable_tokens_with_unique_ids() {
         let (issuer, _) = issuer(1);
         let subject = UserId::generate();
-        let first = issuer.issue(&subject).unwrap();
-        let second = issuer.issue(&subject).unwrap();
+        let session = SessionId::generate();
+        let first = issuer.issue(&subject, &session).unwrap();
+        let second = issuer.issue(&subject, &session).unwrap();
         assert_eq!(first.expires_in, 900);
         let claims = issuer.verify(first.token.expose()).unwrap();
         assert_eq!(claims.subject, subject);
+        assert_eq!(claims.session, session);
         assert_eq!(claims.expires_at, Timestamp(1_800_000_900));
         assert_ne!(
             claims.token_id,
@@ -146,7 +152,9 @@ mod tests {
     #[test]
     fn expires_exactly_at_exp() {
         let (issuer, clock) = issuer(1);
-        let token = issuer.issue(&UserId::generate()).unwrap();
+        let token = issuer
+            .issue(&UserId::generate(), &SessionId::generate())
+            .unwrap();
         clock.0.store(1_800_000_899, Ordering::SeqCst);
         assert!(issuer.verify(token.token.expose()).is_ok());
         clock.0.store(1_800_000_900, Ordering::SeqCst);
@@ -160,13 +168,17 @@ mod tests {
     fn refuses_other_keys_tampering_and_alg_none() {
         let (issuer, _) = issuer(1);
         let (other, _) = issuer_with_other_key();
-        let token = other.issue(&UserId::generate()).unwrap();
+        let token = other
+            .issue(&UserId::generate(), &SessionId::generate())
+            .unwrap();
         assert!(matches!(
             issuer.verify(token.token.expose()),
             Err(TokenError::Invalid)
         ));
 
-        let token = issuer.issue(&UserId::generate()).unwrap();
+        let token = issuer
+            .issue(&UserId::generate(), &SessionId::generate())
+            .unwrap();
         let encoded = token.token.expose();
         let (head, signature) = encoded.rsplit_once('.').unwrap();
         let (_, payload) = head.split_once('.').unwrap();
@@ -192,15 +204,18 @@ mod tests {
     }
 
     #[test]
-    fn refuses_another_issuer_or_audience() {
+    fn refuses_another_issuer_or_audience_or_a_token_without_a_session() {
         let secret = vec![1_u8; 32];
         let (issuer, _) = issuer(1);
-        for (iss, aud) in [
-            ("someone-else", TOKEN_AUDIENCE),
-            (TOKEN_ISSUER, "another-api"),
+        let session = SessionId::generate().to_string();
+        for (iss, aud, sid) in [
+            ("someone-else", TOKEN_AUDIENCE, session.as_str()),
+            (TOKEN_ISSUER, "another-api", session.as_str()),
+            (TOKEN_ISSUER, TOKEN_AUDIENCE, "not-a-session-id"),
         ] {
             let claims = Claims {
                 sub: UserId::generate().to_string(),
+                sid: sid.into(),
                 jti: "j".into(),
                 iat: 1_800_000_000,
                 exp: 1_900_000_000,

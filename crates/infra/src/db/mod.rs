@@ -3,6 +3,7 @@
 mod audit;
 mod schema;
 mod secrets;
+mod sessions;
 mod users;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use safebox_domain::{BoxError, RepoError};
 
 pub use audit::DieselAuditLog;
 pub use secrets::DieselSecretRepository;
+pub use sessions::DieselSessionRepository;
 pub use users::DieselUserRepository;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");

@@ -4,8 +4,9 @@ diesel::table! {
     users (id) {
         id -> Text,
         username -> Text,
-        email -> Text,
+        email -> Nullable<Text>,
         password_hash -> Text,
+        data -> Text,
         created_at -> BigInt,
         role -> Text,
     }
@@ -43,6 +44,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        cookie_hash -> Nullable<Text>,
+        created_at -> BigInt,
+        last_used_at -> BigInt,
+        expires_at -> BigInt,
+        client_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> Text,
+        created_at -> BigInt,
+        spent_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(data_keys -> users (user_id));
 diesel::joinable!(secrets -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, data_keys, secrets, audit_events);
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    data_keys,
+    secrets,
+    audit_events,
+    sessions,
+    refresh_tokens
+);

@@ -7,7 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use safebox_domain::ports::{CreateUserError, UserRepository};
 use safebox_domain::{
     DataKeyId, Email, KeyId, NewUser, PasswordHash, RepoError, Role, SealedData, Timestamp, User,
-    UserId, Username, WrappedDataKey,
+    UserData, UserId, Username, WrappedDataKey,
 };
 
 use super::schema::{data_keys, users};
@@ -18,8 +18,9 @@ use super::{DbPool, checkout, repo_error};
 struct UserRow {
     id: String,
     username: String,
-    email: String,
+    email: Option<String>,
     password_hash: String,
+    data: String,
     created_at: i64,
     role: String,
 }
@@ -49,10 +50,16 @@ impl TryFrom<UserRow> for User {
         Ok(User {
             id: UserId(parse_uuid(&row.id, "users.id")?),
             username: Username::parse(&row.username).map_err(|e| corrupt("username", e))?,
-            email: Email::parse(&row.email).map_err(|e| corrupt("email", e))?,
+            email: row
+                .email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .map_err(|e| corrupt("email", e))?,
             password_hash: PasswordHash(row.password_hash),
             role: Role::parse(&row.role)
                 .ok_or_else(|| RepoError::internal(format!("corrupt users.role {:?}", row.role)))?,
+            data: UserData::parse(row.data).map_err(|e| corrupt("data", e))?,
             created_at: Timestamp(row.created_at),
         })
     }
@@ -126,8 +133,9 @@ impl UserRepository for DieselUserRepository {
         let user_row = UserRow {
             id: user.id.to_string(),
             username: user.username.as_str().to_owned(),
-            email: user.email.as_str().to_owned(),
+            email: user.email.as_ref().map(|email| email.as_str().to_owned()),
             password_hash: user.password_hash.0.clone(),
+            data: user.data.as_str().to_owned(),
             created_at: user.created_at.as_secs(),
             role: user.role.as_str().to_owned(),
         };
@@ -176,6 +184,28 @@ impl UserRepository for DieselUserRepository {
         )
     }
 
+    fn find_with_data_key(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<(User, Option<WrappedDataKey>)>, RepoError> {
+        let id = id.to_string();
+        let mut conn = checkout(&self.pool)?;
+        let row: Option<(UserRow, Option<DataKeyRow>)> = users::table
+            .left_join(data_keys::table)
+            .filter(users::id.eq(&id))
+            .select((UserRow::as_select(), Option::<DataKeyRow>::as_select()))
+            .first(&mut *conn)
+            .optional()
+            .map_err(repo_error)?;
+        row.map(|(user, key)| {
+            Ok((
+                User::try_from(user)?,
+                key.map(WrappedDataKey::try_from).transpose()?,
+            ))
+        })
+        .transpose()
+    }
+
     fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError> {
         let mut conn = checkout(&self.pool)?;
         let id: Option<String> = diesel::update(users::table)
@@ -187,6 +217,38 @@ impl UserRepository for DieselUserRepository {
             .map_err(repo_error)?;
         id.map(|id| parse_uuid(&id, "users.id").map(UserId))
             .transpose()
+    }
+
+    fn update_data(&self, id: &UserId, data: &UserData) -> Result<bool, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
+            .set(users::data.eq(data.as_str()))
+            .execute(&mut conn)
+            .map_err(repo_error)?;
+        Ok(updated > 0)
+    }
+
+    fn update_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<bool, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
+            .set(users::password_hash.eq(&hash.0))
+            .execute(&mut conn)
+            .map_err(repo_error)?;
+        Ok(updated > 0)
+    }
+
+    fn delete(&self, id: &UserId) -> Result<bool, RepoError> {
+        let id = id.to_string();
+        let mut conn = checkout(&self.pool)?;
+        conn.immediate_transaction(|conn| {
+            // The data key goes first: without it, no copy of this user's
+            // ciphertexts can ever be opened again.
+            diesel::delete(data_keys::table.filter(data_keys::user_id.eq(&id))).execute(conn)?;
+            // Secrets and sessions (and their refresh tokens) cascade.
+            let deleted = diesel::delete(users::table.filter(users::id.eq(&id))).execute(conn)?;
+            Ok(deleted > 0)
+        })
+        .map_err(repo_error)
     }
 
     fn data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, RepoError> {

@@ -1,0 +1,209 @@
+use diesel::prelude::*;
+use safebox_domain::ports::{RefreshRotation, SessionRepository};
+use safebox_domain::{RepoError, Session, SessionId, SessionKind, Timestamp, TokenDigest, UserId};
+
+use super::schema::{refresh_tokens, sessions};
+use super::{DbPool, checkout, repo_error};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+struct SessionRow {
+    id: String,
+    user_id: String,
+    kind: String,
+    cookie_hash: Option<String>,
+    created_at: i64,
+    last_used_at: i64,
+    expires_at: i64,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = RepoError;
+
+    fn try_from(row: SessionRow) -> Result<Self, RepoError> {
+        let uuid = |text: &str, column: &str| {
+            uuid::Uuid::parse_str(text)
+                .map_err(|err| RepoError::internal(format!("corrupt sessions.{column}: {err}")))
+        };
+        Ok(Session {
+            id: SessionId(uuid(&row.id, "id")?),
+            user_id: UserId(uuid(&row.user_id, "user_id")?),
+            kind: SessionKind::parse(&row.kind).ok_or_else(|| {
+                RepoError::internal(format!("corrupt sessions.kind {:?}", row.kind))
+            })?,
+            created_at: Timestamp(row.created_at),
+            last_used_at: Timestamp(row.last_used_at),
+            expires_at: Timestamp(row.expires_at),
+            client_ip: row.client_ip,
+            user_agent: row.user_agent,
+        })
+    }
+}
+
+/// [`SessionRepository`] on diesel. Refresh tokens and cookies are stored only as
+/// digests.
+#[derive(Clone)]
+pub struct DieselSessionRepository {
+    pool: DbPool,
+}
+
+impl DieselSessionRepository {
+    /// A repository on `pool`.
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn to_session(row: Option<SessionRow>) -> Result<Option<Session>, RepoError> {
+    row.map(Session::try_from).transpose()
+}
+
+impl SessionRepository for DieselSessionRepository {
+    fn create(&self, session: &Session, credential: &TokenDigest) -> Result<(), RepoError> {
+        let row = SessionRow {
+            id: session.id.to_string(),
+            user_id: session.user_id.to_string(),
+            kind: session.kind.as_str().to_owned(),
+            cookie_hash: (session.kind == SessionKind::Cookie).then(|| credential.0.clone()),
+            created_at: session.created_at.as_secs(),
+            last_used_at: session.last_used_at.as_secs(),
+            expires_at: session.expires_at.as_secs(),
+            client_ip: session.client_ip.clone(),
+            user_agent: session.user_agent.clone(),
+        };
+        let mut conn = checkout(&self.pool)?;
+        conn.immediate_transaction(|conn| {
+            diesel::delete(
+                sessions::table
+                    .filter(sessions::user_id.eq(&row.user_id))
+                    .filter(sessions::expires_at.le(row.created_at)),
+            )
+            .execute(conn)?;
+            diesel::insert_into(sessions::table)
+                .values(&row)
+                .execute(conn)?;
+            if session.kind == SessionKind::Bearer {
+                diesel::insert_into(refresh_tokens::table)
+                    .values((
+                        refresh_tokens::token_hash.eq(&credential.0),
+                        refresh_tokens::session_id.eq(&row.id),
+                        refresh_tokens::created_at.eq(row.created_at),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+        .map_err(repo_error)
+    }
+
+    fn find(&self, id: &SessionId) -> Result<Option<Session>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        to_session(
+            sessions::table
+                .find(id.to_string())
+                .select(SessionRow::as_select())
+                .first(&mut conn)
+                .optional()
+                .map_err(repo_error)?,
+        )
+    }
+
+    fn find_by_cookie(&self, cookie: &TokenDigest) -> Result<Option<Session>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        to_session(
+            sessions::table
+                .filter(sessions::cookie_hash.eq(&cookie.0))
+                .select(SessionRow::as_select())
+                .first(&mut conn)
+                .optional()
+                .map_err(repo_error)?,
+        )
+    }
+
+    fn touch(&self, id: &SessionId, now: Timestamp) -> Result<(), RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        diesel::update(sessions::table.find(id.to_string()))
+            .set(sessions::last_used_at.eq(now.as_secs()))
+            .execute(&mut conn)
+            .map_err(repo_error)?;
+        Ok(())
+    }
+
+    fn list(&self, user: &UserId, now: Timestamp) -> Result<Vec<Session>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        sessions::table
+            .filter(sessions::user_id.eq(user.to_string()))
+            .filter(sessions::expires_at.gt(now.as_secs()))
+            .order((sessions::created_at.desc(), sessions::id.desc()))
+            .select(SessionRow::as_select())
+            .load(&mut conn)
+            .map_err(repo_error)?
+            .into_iter()
+            .map(Session::try_from)
+            .collect()
+    }
+
+    fn end(&self, id: &SessionId) -> Result<bool, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let deleted = diesel::delete(sessions::table.find(id.to_string()))
+            .execute(&mut conn)
+            .map_err(repo_error)?;
+        Ok(deleted > 0)
+    }
+
+    fn end_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let deleted = diesel::delete(
+            sessions::table
+                .filter(sessions::user_id.eq(user.to_string()))
+                .filter(sessions::id.ne(keep.to_string())),
+        )
+        .execute(&mut conn)
+        .map_err(repo_error)?;
+        Ok(deleted as u64)
+    }
+
+    fn rotate_refresh(
+        &self,
+        presented: &TokenDigest,
+        replacement: &TokenDigest,
+        now: Timestamp,
+    ) -> Result<RefreshRotation, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        // IMMEDIATE takes the write lock first, so two rotations of one token are
+        // serialised: the second sees the first's spent_at.
+        let row: Option<(Option<i64>, SessionRow)> = conn
+            .immediate_transaction(|conn| {
+                let found = refresh_tokens::table
+                    .inner_join(sessions::table)
+                    .filter(refresh_tokens::token_hash.eq(&presented.0))
+                    .select((refresh_tokens::spent_at, SessionRow::as_select()))
+                    .first::<(Option<i64>, SessionRow)>(conn)
+                    .optional()?;
+                if let Some((None, session)) = &found {
+                    diesel::update(refresh_tokens::table.find(&presented.0))
+                        .set(refresh_tokens::spent_at.eq(now.as_secs()))
+                        .execute(conn)?;
+                    diesel::insert_into(refresh_tokens::table)
+                        .values((
+                            refresh_tokens::token_hash.eq(&replacement.0),
+                            refresh_tokens::session_id.eq(&session.id),
+                            refresh_tokens::created_at.eq(now.as_secs()),
+                        ))
+                        .execute(conn)?;
+                    diesel::update(sessions::table.find(&session.id))
+                        .set(sessions::last_used_at.eq(now.as_secs()))
+                        .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(found)
+            })
+            .map_err(repo_error)?;
+        Ok(match row {
+            None => RefreshRotation::Unknown,
+            Some((None, session)) => RefreshRotation::Rotated(Session::try_from(session)?),
+            Some((Some(_), session)) => RefreshRotation::Reused(Session::try_from(session)?),
+        })
+    }
+}
