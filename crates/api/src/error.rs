@@ -2,7 +2,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use safebox_domain::usecases::{
-    AuthenticateError, GetSecretError, ListAuditError, LoginError, RegisterError, SetSecretError,
+    AuthenticateError, ChangePasswordError, EndSessionError, GetSecretError, ListAuditError,
+    LoginError, ManageAccountError, RefreshError, RegisterError, SessionError, SetSecretError,
 };
 use safebox_domain::{RepoError, ValidationError};
 use serde::Serialize;
@@ -24,6 +25,19 @@ pub enum ApiError {
     /// 401 with `WWW-Authenticate: Bearer`: no usable token, or not the token's user.
     #[error("Not authorized")]
     NotAuthorized,
+    /// 401 for `PUT /password`: the current password given is wrong.
+    #[error("Current password is incorrect")]
+    WrongPassword,
+    /// 401 for `POST /token/refresh`: unknown, spent or ended.
+    #[error("Invalid refresh token")]
+    InvalidRefreshToken,
+    /// 403: authenticated, but not allowed to act on this resource.
+    #[error("Forbidden")]
+    Forbidden,
+    /// 403: a state-changing request authenticated only by the session cookie,
+    /// without the proof that it came from this site.
+    #[error("Cross-site request refused: send a matching Origin or X-Requested-With header")]
+    CrossSiteRequest,
     /// 404 with a message for the client.
     #[error("{0}")]
     NotFound(&'static str),
@@ -73,7 +87,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InvalidCredentials | Self::NotAuthorized => StatusCode::UNAUTHORIZED,
+            Self::InvalidCredentials
+            | Self::NotAuthorized
+            | Self::WrongPassword
+            | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -231,6 +249,62 @@ impl From<GetSecretError> for ApiError {
     }
 }
 
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::NotAuthorized => Self::NotAuthorized,
+            SessionError::Repository(err) => err.into(),
+        }
+    }
+}
+
+impl From<EndSessionError> for ApiError {
+    fn from(err: EndSessionError) -> Self {
+        match err {
+            EndSessionError::NotAuthorized => Self::NotAuthorized,
+            EndSessionError::NotFound => Self::NotFound("Session not found"),
+            EndSessionError::Repository(err) => err.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::Invalid => Self::InvalidRefreshToken,
+            RefreshError::Token(_) => Self::internal("refreshing a session failed", &err),
+            RefreshError::Repository(err) => err.into(),
+        }
+    }
+}
+
+impl From<ManageAccountError> for ApiError {
+    fn from(err: ManageAccountError) -> Self {
+        match err {
+            ManageAccountError::NotAuthorized => Self::NotAuthorized,
+            ManageAccountError::Forbidden => Self::Forbidden,
+            ManageAccountError::NotFound => Self::NotFound("User not found"),
+            ManageAccountError::Repository(err) => err.into(),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(err: ChangePasswordError) -> Self {
+        match err {
+            ChangePasswordError::NotAuthorized => Self::NotAuthorized,
+            ChangePasswordError::WrongPassword => Self::WrongPassword,
+            ChangePasswordError::Locked { retry_after_secs } => Self::TooManyRequests {
+                detail: "Too many failed login attempts; try again later",
+                retry_after_secs,
+            },
+            ChangePasswordError::Policy(err) => Self::Validation(err),
+            ChangePasswordError::Hashing(_) => Self::internal("changing a password failed", &err),
+            ChangePasswordError::Repository(err) => err.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::body::to_bytes;
@@ -333,6 +407,26 @@ mod tests {
         assert_eq!(status(GetSecretError::NotAuthorized.into()), 401);
         assert_eq!(status(GetSecretError::NotFound.into()), 404);
         assert_eq!(status(GetSecretError::Integrity.into()), 500);
+        assert_eq!(status(SessionError::NotAuthorized.into()), 401);
+        assert_eq!(status(EndSessionError::NotFound.into()), 404);
+        assert_eq!(status(RefreshError::Invalid.into()), 401);
+        assert_eq!(status(ManageAccountError::Forbidden.into()), 403);
+        assert_eq!(status(ManageAccountError::NotFound.into()), 404);
+        assert_eq!(status(ManageAccountError::NotAuthorized.into()), 401);
+        assert_eq!(status(ChangePasswordError::WrongPassword.into()), 401);
+        assert_eq!(
+            status(
+                ChangePasswordError::Locked {
+                    retry_after_secs: 3
+                }
+                .into()
+            ),
+            429
+        );
+        assert_eq!(
+            status(ChangePasswordError::Repository(unavailable()).into()),
+            503
+        );
         assert_eq!(status(PoolError::Saturated.into()), 503);
         assert_eq!(status(PoolError::Lost.into()), 500);
     }

@@ -7,8 +7,7 @@ use actix_web::http::header;
 use actix_web::web::{BytesMut, Data};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use futures_util::StreamExt as _;
-use safebox_domain::usecases::Principal;
-use safebox_domain::{Origin, ValidationError};
+use safebox_domain::{Credential, MAX_USER_AGENT_CHARS, OpaqueToken, Origin, ValidationError};
 use safebox_infra::ClientIpSource;
 use serde::de::DeserializeOwned;
 
@@ -21,13 +20,26 @@ pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 /// How long a client may take to send a request body; slower ones get 408.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The caller, authenticated by an `Authorization: Bearer <token>` header.
+/// The name of the browser session cookie.
+pub const SESSION_COOKIE: &str = "safebox_session";
+
+/// The caller's credential: an `Authorization: Bearer <token>` header or, failing
+/// that, the session cookie.
 ///
-/// Extraction fails with 401 `Not authorized` (and `WWW-Authenticate: Bearer`) when
-/// the header is missing or malformed, or the token is forged, expired or otherwise
-/// invalid. Tokens are only ever read from this header, never from the URL.
+/// - A bearer token is verified here (one HMAC); whether its session is still live
+///   is checked by the use case the handler runs, on the same blocking thread as
+///   the rest of its work.
+/// - The header wins when both are sent: a bad token is refused, never rescued by
+///   the cookie.
+/// - A state-changing request (anything but GET, HEAD and OPTIONS) authenticated
+///   only by the cookie must also carry an `Origin` equal to this server's own, or
+///   an `X-Requested-With` header, which a cross-site form cannot send: else 403.
+///
+/// Extraction fails with 401 `Not authorized` (and `WWW-Authenticate: Bearer`)
+/// when there is no credential or the token is forged, expired or otherwise
+/// invalid. Credentials are only ever read from these headers, never from the URL.
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub Principal);
+pub struct AuthUser(pub Credential);
 
 fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -36,25 +48,109 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+fn session_cookie(req: &HttpRequest) -> Option<OpaqueToken> {
+    req.cookie(SESSION_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|value| !value.is_empty())
+        .map(OpaqueToken::new)
+}
+
+fn app_state(req: &HttpRequest) -> Result<&Data<AppState>, ApiError> {
+    req.app_data::<Data<AppState>>().ok_or_else(|| {
+        tracing::error!("AppState missing from the app");
+        ApiError::Internal
+    })
+}
+
+/// Whether a cookie-authenticated request may change state: it names this server
+/// as its `Origin`, or carries `X-Requested-With`.
+fn passes_csrf_check(req: &HttpRequest, tls: bool) -> bool {
+    if req.method().is_safe() || req.headers().contains_key("x-requested-with") {
+        return true;
+    }
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    // The Host header as the client sent it: never a proxy's X-Forwarded-Host,
+    // which the client could set to anything.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| req.uri().authority().map(|authority| authority.as_str()));
+    let scheme = if tls { "https" } else { "http" };
+    host.is_some_and(|host| origin.eq_ignore_ascii_case(&format!("{scheme}://{host}")))
+}
+
+impl AuthUser {
+    fn extract(req: &HttpRequest) -> Result<Self, ApiError> {
+        let state = app_state(req)?;
+        if req.headers().contains_key(header::AUTHORIZATION) {
+            let token = bearer_token(req).ok_or(ApiError::NotAuthorized)?;
+            return Ok(Self(state.authenticate.execute(token)?));
+        }
+        let cookie = session_cookie(req).ok_or(ApiError::NotAuthorized)?;
+        if !passes_csrf_check(req, state.tls) {
+            return Err(ApiError::CrossSiteRequest);
+        }
+        Ok(Self(Credential::Cookie(cookie)))
+    }
+}
+
 impl FromRequest for AuthUser {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<Data<AppState>>() else {
-            tracing::error!("AppState missing from the app");
-            return ready(Err(ApiError::Internal));
-        };
-        let result = match bearer_token(req) {
-            // One HMAC: cheap enough to run on the async worker.
-            Some(token) => state
-                .authenticate
-                .execute(token)
-                .map(AuthUser)
-                .map_err(Into::into),
-            None => Err(ApiError::NotAuthorized),
-        };
-        ready(result)
+        ready(Self::extract(req))
+    }
+}
+
+/// The caller's credential when one was sent and the token verifies; `None`
+/// otherwise. For routes that answer everyone, such as `GET /`.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<Credential>);
+
+impl FromRequest for MaybeAuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match AuthUser::extract(req) {
+            Ok(AuthUser(credential)) => Ok(Self(Some(credential))),
+            Err(ApiError::NotAuthorized | ApiError::CrossSiteRequest) => Ok(Self(None)),
+            Err(err) => Err(err),
+        })
+    }
+}
+
+/// Where a request came from: the client IP (see [`ClientIp`]) and its
+/// `User-Agent`, cut to [`MAX_USER_AGENT_CHARS`] characters.
+#[derive(Debug, Clone)]
+pub struct RequestOrigin(pub Origin);
+
+impl FromRequest for RequestOrigin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let source = req
+            .app_data::<Data<AppState>>()
+            .map_or(ClientIpSource::Peer, |state| state.client_ip);
+        let ClientIp(ip) = ClientIp::of(req, source);
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+        ready(Ok(Self(Origin {
+            client_ip: ip.map(|ip| ip.to_string()),
+            user_agent,
+        })))
     }
 }
 
@@ -66,13 +162,6 @@ impl FromRequest for AuthUser {
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl ClientIp {
-    /// The audit origin of a request from this address.
-    pub fn origin(self) -> Origin {
-        Origin {
-            client_ip: self.0.map(|ip| ip.to_string()),
-        }
-    }
-
     /// Reads the client IP of `req` according to `source`.
     pub fn of(req: &HttpRequest, source: ClientIpSource) -> Self {
         let peer = req.peer_addr().map(|addr| addr.ip());
@@ -138,9 +227,9 @@ impl FromRequest for IpRateLimit {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<Data<AppState>>() else {
-            tracing::error!("AppState missing from the app");
-            return ready(Err(ApiError::Internal));
+        let state = match app_state(req) {
+            Ok(state) => state,
+            Err(err) => return ready(Err(err)),
         };
         let Some(limiter) = &state.ip_limiter else {
             return ready(Ok(Self));
@@ -199,6 +288,44 @@ fn too_large() -> ApiError {
     ))
 }
 
+/// Reads a request body of at most [`MAX_JSON_BODY_BYTES`], within
+/// `BODY_TIMEOUT`: 413 past the limit (from `Content-Length` or while reading,
+/// never buffering more), 408 when it trickles in too slowly.
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> Pin<Box<dyn Future<Output = Result<BytesMut, ApiError>>>> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_JSON_BODY_BYTES) {
+        return Box::pin(ready(Err(too_large())));
+    }
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let read = async {
+            let mut body =
+                BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_JSON_BODY_BYTES));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|_| ApiError::BadRequest("could not read the request body".into()))?;
+                if body.len() + chunk.len() > MAX_JSON_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body)
+        };
+        // The server's request timeout covers the head only; a body trickled in
+        // byte by byte must not hold the connection open either.
+        actix_web::rt::time::timeout(BODY_TIMEOUT, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+    })
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
@@ -207,36 +334,38 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         if !is_json(req) {
             return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
         }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > MAX_JSON_BODY_BYTES) {
-            return Box::pin(ready(Err(too_large())));
+        let body = read_body(req, payload);
+        Box::pin(async move { parse_json(&body.await?).map(JsonBody) })
+    }
+}
+
+/// A request body sent either as JSON (see [`JsonBody`]) or as an HTML form
+/// (`application/x-www-form-urlencoded`), with the same limits and the same error
+/// bodies; any other Content-Type is 415.
+pub struct JsonOrFormBody<T>(pub T);
+
+fn is_form(req: &HttpRequest) -> bool {
+    matches!(req.mime_type(), Ok(Some(mime)) if mime.essence_str() == "application/x-www-form-urlencoded")
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonOrFormBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = is_form(req);
+        if !form && !is_json(req) {
+            return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
         }
-        let mut payload = payload.take();
+        let body = read_body(req, payload);
         Box::pin(async move {
-            let read = async {
-                let mut body =
-                    BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_JSON_BODY_BYTES));
-                while let Some(chunk) = payload.next().await {
-                    let chunk = chunk.map_err(|_| {
-                        ApiError::BadRequest("could not read the request body".into())
-                    })?;
-                    if body.len() + chunk.len() > MAX_JSON_BODY_BYTES {
-                        return Err(too_large());
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(body)
-            };
-            // The server's request timeout covers the head only; a body trickled in
-            // byte by byte must not hold the connection open either.
-            let body = actix_web::rt::time::timeout(BODY_TIMEOUT, read)
-                .await
-                .map_err(|_| ApiError::RequestTimeout)??;
-            parse_json(&body).map(JsonBody)
+            let body = body.await?;
+            if !form {
+                return parse_json(&body).map(Self);
+            }
+            serde_urlencoded::from_bytes(&body)
+                .map(Self)
+                .map_err(|err| ApiError::Validation(describe(".", &err.to_string(), "body")))
         })
     }
 }
@@ -289,7 +418,18 @@ pub(crate) fn describe(path: &str, message: &str, whole: &'static str) -> Valida
 /// map keys or indexes sent by the client; only the field names of our own request
 /// types are reported by name, anything else as "body".
 fn known_field(field: String) -> &'static str {
-    const KNOWN: &[&str] = &["email", "username", "password", "secret", "limit", "cursor"];
+    const KNOWN: &[&str] = &[
+        "email",
+        "username",
+        "password",
+        "secret",
+        "limit",
+        "cursor",
+        "data",
+        "current_password",
+        "new_password",
+        "refresh_token",
+    ];
     KNOWN
         .iter()
         .find(|known| **known == field)

@@ -33,10 +33,25 @@ impl ApiRoute {
 /// Every operation safebox serves.
 pub fn api_routes() -> Vec<ApiRoute> {
     vec![
+        ApiRoute::new(Method::GET, "/", handlers::home),
         ApiRoute::new(Method::POST, "/register", handlers::register),
         ApiRoute::new(Method::POST, "/login", handlers::login),
         ApiRoute::new(Method::POST, "/set_secret", handlers::set_secret),
         ApiRoute::new(Method::GET, "/get_secret", handlers::get_secret),
+        ApiRoute::new(Method::POST, "/user", handlers::sign_up),
+        ApiRoute::new(Method::GET, "/user/{username}", handlers::get_user),
+        ApiRoute::new(Method::PUT, "/user/{username}", handlers::put_user),
+        ApiRoute::new(Method::DELETE, "/user/{username}", handlers::delete_user),
+        ApiRoute::new(Method::PUT, "/password", handlers::change_password),
+        ApiRoute::new(Method::POST, "/auth", handlers::login),
+        ApiRoute::new(Method::DELETE, "/auth", handlers::logout),
+        ApiRoute::new(Method::POST, "/logout", handlers::logout),
+        ApiRoute::new(Method::POST, "/token/refresh", handlers::refresh),
+        ApiRoute::new(Method::GET, "/sessions", handlers::list_sessions),
+        ApiRoute::new(Method::POST, "/sessions", handlers::cookie_login),
+        ApiRoute::new(Method::DELETE, "/sessions", handlers::logout),
+        ApiRoute::new(Method::DELETE, "/sessions/{id}", handlers::end_session),
+        ApiRoute::new(Method::GET, "/profile", handlers::profile),
         ApiRoute::new(Method::GET, "/audit", handlers::list_audit),
     ]
 }

@@ -9,12 +9,16 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::{Clock, LockoutPolicy, Ports, RateLimiter, TokenIssuer};
-use safebox_domain::usecases::{Authenticate, GetSecret, ListAudit, Login, Register, SetSecret};
+use safebox_domain::usecases::{
+    Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
+    ManageAccount, Refresh, Register, SessionPolicy, SetSecret, WhoAmI,
+};
 use safebox_infra::db::{self, DbError};
 use safebox_infra::{
     AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselAuditLog,
-    DieselSecretRepository, DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer, MasterKey,
-    MemoryAttemptLimiter, MemoryRateLimiter, SystemClock, TlsFiles,
+    DieselSecretRepository, DieselSessionRepository, DieselUserRepository, EmbeddedBreachList,
+    JwtTokenIssuer, MasterKey, MemoryAttemptLimiter, MemoryRateLimiter, RandomOpaqueTokens,
+    SystemClock, TlsFiles,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -104,6 +108,8 @@ impl Application {
             ),
             cipher: Arc::new(AesGcmSecretCipher::new(MasterKey::derive(&keys.master))),
             tokens,
+            sessions: Arc::new(DieselSessionRepository::new(pool.clone())),
+            opaque_tokens: Arc::new(RandomOpaqueTokens),
             attempts: Arc::new(MemoryAttemptLimiter::default()),
             audit: Arc::new(DieselAuditLog::start(
                 pool,
@@ -118,17 +124,29 @@ impl Application {
             duration_secs: config.lockout_duration.as_secs(),
         };
 
+        let sessions = SessionPolicy {
+            ttl_secs: config.session_ttl.as_secs(),
+        };
+        let password_policy = PasswordPolicy::new(
+            config.password_min_length,
+            Arc::new(EmbeddedBreachList::load()),
+        );
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let state = web::Data::new(AppState {
             register: Register::new(&ports),
-            login: Login::new(&ports, lockout),
+            login: Login::new(&ports, lockout, sessions),
             authenticate: Authenticate::new(ports.tokens.clone()),
             set_secret: SetSecret::new(&ports),
             get_secret: GetSecret::new(&ports),
             list_audit: ListAudit::new(&ports),
-            password_policy: PasswordPolicy::new(
-                config.password_min_length,
-                Arc::new(EmbeddedBreachList::load()),
-            ),
+            who_am_i: WhoAmI::new(&ports),
+            manage_account: ManageAccount::new(&ports),
+            change_password: ChangePassword::new(&ports, password_policy.clone(), lockout),
+            refresh: Refresh::new(&ports),
+            logout: Logout::new(&ports),
+            list_sessions: ListSessions::new(&ports),
+            end_session: EndSession::new(&ports),
+            password_policy,
             hashing: HashingPool::new(config.hash_workers, config.hash_queue),
             ip_limiter: (config.ip_rate_per_minute > 0).then(|| {
                 Arc::new(MemoryRateLimiter::new(
@@ -137,6 +155,7 @@ impl Application {
                 )) as Arc<dyn RateLimiter>
             }),
             client_ip: config.client_ip_source,
+            tls: tls.is_some(),
         });
 
         let address = format!("{}:{}", config.host, config.port);
@@ -152,7 +171,6 @@ impl Application {
             })?
             .port();
 
-        let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let hsts = tls.is_some();
         let server = HttpServer::new(move || {
             App::new()

@@ -2,7 +2,10 @@ use std::sync::Arc;
 
 use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::RateLimiter;
-use safebox_domain::usecases::{Authenticate, GetSecret, ListAudit, Login, Register, SetSecret};
+use safebox_domain::usecases::{
+    Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
+    ManageAccount, Refresh, Register, SetSecret, WhoAmI,
+};
 use safebox_infra::ClientIpSource;
 
 use crate::hashing::HashingPool;
@@ -23,6 +26,20 @@ pub struct AppState {
     pub get_secret: GetSecret,
     /// Lists audit events.
     pub list_audit: ListAudit,
+    /// Resolves the caller's account.
+    pub who_am_i: WhoAmI,
+    /// Reads, updates and deletes accounts.
+    pub manage_account: ManageAccount,
+    /// Changes passwords.
+    pub change_password: ChangePassword,
+    /// Rotates refresh tokens.
+    pub refresh: Refresh,
+    /// Ends the current session.
+    pub logout: Logout,
+    /// Lists the caller's sessions.
+    pub list_sessions: ListSessions,
+    /// Ends one of the caller's sessions.
+    pub end_session: EndSession,
     /// The rules new passwords must meet.
     pub password_policy: PasswordPolicy,
     /// Where every use case that hashes a password runs.
@@ -31,4 +48,7 @@ pub struct AppState {
     pub ip_limiter: Option<Arc<dyn RateLimiter>>,
     /// Where the client IP is read from.
     pub client_ip: ClientIpSource,
+    /// Whether the server speaks HTTPS: the session cookie is then `Secure`, and
+    /// the CSRF check expects `https://` origins.
+    pub tls: bool,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use safebox_domain::ports::{AuditLog, UserRepository};
 use safebox_domain::{
     AuditAction, AuditOutcome, AuditQuery, DataKeyId, Email, KeyId, NewUser, PasswordHash, Role,
-    SealedData, Timestamp, User, UserId, Username, WrappedDataKey,
+    SealedData, Timestamp, User, UserData, UserId, Username, WrappedDataKey,
 };
 use safebox_infra::{DieselAuditLog, DieselUserRepository, KeyBytes, SystemClock, db};
 
@@ -78,9 +78,10 @@ fn admin_grant_and_revoke_change_the_role_and_are_audited() {
             user: User {
                 id,
                 username: Username::parse("carol").unwrap(),
-                email: Email::parse("carol@example.com").unwrap(),
+                email: Some(Email::parse("carol@example.com").unwrap()),
                 password_hash: PasswordHash("$2b$04$x".into()),
                 role: Role::User,
+                data: UserData::empty(),
                 created_at: Timestamp(1),
             },
             data_key: WrappedDataKey {

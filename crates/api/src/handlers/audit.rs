@@ -50,7 +50,7 @@ struct AuditPage {
 /// `GET /audit?limit=&cursor=`: the caller's events (everyone's for an admin),
 /// newest first.
 pub async fn list_audit(
-    AuthUser(caller): AuthUser,
+    AuthUser(credential): AuthUser,
     state: web::Data<AppState>,
     query: web::Query<AuditPageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -60,12 +60,8 @@ pub async fn list_audit(
         return Err(ValidationError::new("limit", format!("must be 1 to {MAX_AUDIT_PAGE}")).into());
     }
     let shared = state.clone();
-    let records = web::block(move || {
-        shared
-            .list_audit
-            .execute(&caller.user_id, query.cursor, limit)
-    })
-    .await??;
+    let records =
+        web::block(move || shared.list_audit.execute(&credential, query.cursor, limit)).await??;
     let full_page = records.len() == limit as usize;
     let next_cursor = records
         .last()

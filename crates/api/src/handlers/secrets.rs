@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::MessageResponse;
 use crate::error::ApiError;
-use crate::extract::{AuthUser, ClientIp, JsonBody};
+use crate::extract::{AuthUser, JsonBody, RequestOrigin};
 use crate::state::AppState;
 
 /// `SetSecretRequest` in openapi.yaml. No `Debug`: it holds a secret.
@@ -28,8 +28,8 @@ struct SecretResponse<'a> {
 
 /// `POST /set_secret`
 pub async fn set_secret(
-    AuthUser(caller): AuthUser,
-    client: ClientIp,
+    AuthUser(credential): AuthUser,
+    RequestOrigin(origin): RequestOrigin,
     state: web::Data<AppState>,
     body: JsonBody<SetSecretRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -38,11 +38,11 @@ pub async fn set_secret(
     let shared = state.clone();
     web::block(move || {
         shared.set_secret.execute(
-            &caller.user_id,
+            &credential,
             &body.username,
             SecretName::default_name(),
             &value,
-            &client.origin(),
+            &origin,
         )
     })
     .await??;
@@ -51,8 +51,8 @@ pub async fn set_secret(
 
 /// `GET /get_secret?username=…`
 pub async fn get_secret(
-    AuthUser(caller): AuthUser,
-    client: ClientIp,
+    AuthUser(credential): AuthUser,
+    RequestOrigin(origin): RequestOrigin,
     state: web::Data<AppState>,
     query: web::Query<GetSecretQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -60,10 +60,10 @@ pub async fn get_secret(
     let shared = state.clone();
     let value = web::block(move || {
         shared.get_secret.execute(
-            &caller.user_id,
+            &credential,
             &query.username,
             &SecretName::default_name(),
-            &client.origin(),
+            &origin,
         )
     })
     .await??;

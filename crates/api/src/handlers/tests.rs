@@ -8,13 +8,17 @@ use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
 use safebox_domain::ports::{
     AccessToken, CipherError, HashError, IssuedToken, LockoutPolicy, MockAuditLog, MockClock,
-    MockPasswordHasher, MockSecretCipher, MockSecretRepository, MockTokenIssuer,
-    MockUserRepository, Ports, TokenClaims, TokenError,
+    MockOpaqueTokens, MockPasswordHasher, MockSecretCipher, MockSecretRepository,
+    MockSessionRepository, MockTokenIssuer, MockUserRepository, Ports, TokenClaims, TokenError,
 };
-use safebox_domain::usecases::{Authenticate, GetSecret, ListAudit, Login, Register, SetSecret};
+use safebox_domain::usecases::{
+    Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
+    ManageAccount, Refresh, Register, SessionPolicy, SetSecret, WhoAmI,
+};
 use safebox_domain::{
-    DataKeyId, Email, KeyId, PasswordHash, PasswordPolicy, RepoError, SealedData, Secret,
-    SecretName, Timestamp, User, UserId, Username, WrappedDataKey,
+    DataKeyId, Email, KeyId, OpaqueToken, PasswordHash, PasswordPolicy, RepoError, SealedData,
+    Secret, SecretName, Session, SessionId, SessionKind, Timestamp, TokenDigest, User, UserData,
+    UserId, Username, WrappedDataKey,
 };
 use safebox_infra::{ClientIpSource, MemoryAttemptLimiter};
 use serde_json::{Value, json};
@@ -30,27 +34,50 @@ struct MockPorts {
     hasher: MockPasswordHasher,
     cipher: MockSecretCipher,
     tokens: MockTokenIssuer,
+    sessions: MockSessionRepository,
+    opaque_tokens: MockOpaqueTokens,
 }
 
 fn alice() -> User {
     User {
         id: UserId(uuid::Uuid::from_u128(1)),
         username: Username::parse("alice").unwrap(),
-        email: Email::parse("alice@example.com").unwrap(),
+        email: Some(Email::parse("alice@example.com").unwrap()),
         password_hash: PasswordHash("$2b$04$hash".into()),
         role: safebox_domain::Role::User,
+        data: UserData::empty(),
         created_at: Timestamp(1),
     }
 }
 
+/// Alice's live session, the one the bearer token "valid" names.
+fn alices_session() -> Session {
+    Session {
+        id: SessionId(uuid::Uuid::from_u128(3)),
+        user_id: alice().id,
+        kind: SessionKind::Bearer,
+        created_at: Timestamp(1),
+        last_used_at: Timestamp(2),
+        expires_at: Timestamp(i64::MAX),
+        client_ip: None,
+        user_agent: None,
+    }
+}
+
 impl MockPorts {
-    /// Ports whose token issuer accepts the bearer token "valid" as alice's.
+    /// Ports whose token issuer accepts the bearer token "valid" as alice's, in
+    /// her live session.
     fn authenticated() -> Self {
         let mut ports = Self::default();
+        ports
+            .sessions
+            .expect_find()
+            .returning(|_| Ok(Some(alices_session())));
         ports.tokens.expect_verify().returning(|token| {
             if token == "valid" {
                 Ok(TokenClaims {
                     subject: alice().id,
+                    session: alices_session().id,
                     token_id: "jti".into(),
                     issued_at: Timestamp(1),
                     expires_at: Timestamp(i64::MAX),
@@ -60,6 +87,17 @@ impl MockPorts {
             }
         });
         ports
+    }
+
+    /// Lets a login open a session whose refresh token is "refresh-token".
+    fn expect_new_session(&mut self) {
+        self.opaque_tokens.expect_generate().returning(|| {
+            Ok((
+                OpaqueToken::new("refresh-token".into()),
+                TokenDigest("digest".into()),
+            ))
+        });
+        self.sessions.expect_create().returning(|_, _| Ok(()));
     }
 
     fn into_state(self) -> web::Data<AppState> {
@@ -73,21 +111,32 @@ impl MockPorts {
             hasher: Arc::new(self.hasher),
             cipher: Arc::new(self.cipher),
             tokens: Arc::new(self.tokens),
+            sessions: Arc::new(self.sessions),
+            opaque_tokens: Arc::new(self.opaque_tokens),
             attempts: Arc::new(MemoryAttemptLimiter::default()),
             audit: Arc::new(audit),
             clock: Arc::new(clock),
         };
+        let policy = PasswordPolicy::without_breach_list(12);
         web::Data::new(AppState {
             register: Register::new(&ports),
-            login: Login::new(&ports, LockoutPolicy::default()),
+            login: Login::new(&ports, LockoutPolicy::default(), SessionPolicy::default()),
             authenticate: Authenticate::new(ports.tokens.clone()),
             set_secret: SetSecret::new(&ports),
             get_secret: GetSecret::new(&ports),
             list_audit: ListAudit::new(&ports),
-            password_policy: PasswordPolicy::without_breach_list(12),
+            who_am_i: WhoAmI::new(&ports),
+            manage_account: ManageAccount::new(&ports),
+            change_password: ChangePassword::new(&ports, policy.clone(), LockoutPolicy::default()),
+            refresh: Refresh::new(&ports),
+            logout: Logout::new(&ports),
+            list_sessions: ListSessions::new(&ports),
+            end_session: EndSession::new(&ports),
+            password_policy: policy,
             hashing: HashingPool::new(1, 4),
             ip_limiter: None,
             client_ip: ClientIpSource::Peer,
+            tls: false,
         })
     }
 }
@@ -184,10 +233,11 @@ async fn a_token_that_cannot_be_issued_is_an_opaque_500() {
         .expect_find_by_email()
         .returning(|_| Ok(Some(alice())));
     ports.hasher.expect_verify().returning(|_, _| Ok(true));
+    ports.expect_new_session();
     ports
         .tokens
         .expect_issue()
-        .returning(|_| Err(TokenError::Failure("no entropy".into())));
+        .returning(|_, _| Err(TokenError::Failure("no entropy".into())));
     let (status, body) = call(ports, login_request()).await;
     assert_eq!(status, 500);
     assert_eq!(body, json!({ "detail": "internal server error" }));
@@ -201,7 +251,8 @@ async fn login_responds_with_the_issued_token() {
         .expect_find_by_email()
         .returning(|_| Ok(Some(alice())));
     ports.hasher.expect_verify().returning(|_, _| Ok(true));
-    ports.tokens.expect_issue().returning(|_| {
+    ports.expect_new_session();
+    ports.tokens.expect_issue().returning(|_, _| {
         Ok(IssuedToken {
             token: AccessToken::new("header.payload.signature".into()),
             expires_in: 600,
@@ -216,6 +267,7 @@ async fn login_responds_with_the_issued_token() {
             "message": "Login successful",
             "token_type": "Bearer",
             "expires_in": 600,
+            "refresh_token": "refresh-token",
         })
     );
 }
@@ -225,12 +277,8 @@ async fn a_tampered_ciphertext_is_an_opaque_500_never_a_value() {
     let mut ports = MockPorts::authenticated();
     ports
         .users
-        .expect_find_by_id()
-        .returning(|_| Ok(Some(alice())));
-    ports
-        .users
-        .expect_data_key()
-        .returning(|_| Ok(Some(data_key())));
+        .expect_find_with_data_key()
+        .returning(|_| Ok(Some((alice(), Some(data_key())))));
     ports.secrets.expect_find().returning(|owner, name| {
         Ok(Some(Secret {
             owner: *owner,
@@ -257,12 +305,8 @@ async fn set_secret_seals_under_the_default_name() {
     let mut ports = MockPorts::authenticated();
     ports
         .users
-        .expect_find_by_id()
-        .returning(|_| Ok(Some(alice())));
-    ports
-        .users
-        .expect_data_key()
-        .returning(|_| Ok(Some(data_key())));
+        .expect_find_with_data_key()
+        .returning(|_| Ok(Some((alice(), Some(data_key())))));
     ports
         .cipher
         .expect_seal()
