@@ -5,11 +5,14 @@
 
 mod helpers;
 
+mod accounts;
 mod attacks;
 mod audit;
+mod cookies;
 mod login;
 mod openapi;
 mod register;
 mod secrets;
+mod sessions;
 mod storage;
 mod tls;
