@@ -34,8 +34,8 @@ lint:
 ## bench: release build, then load-test safebox against a minimal actix-web baseline
 ##        and the bcrypt bound on a throwaway database (about 3 minutes); prints
 ##        the table and writes target/bench/report.{md,json}. BENCH_ARGS passes
-##        options to bench/run.py (see `python3 bench/run.py --help`).
+##        options to crates/bench/run.py (see `python3 crates/bench/run.py --help`).
 BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p safebox-server -p safebox-bench
-	python3 bench/run.py $(BENCH_ARGS)
+	python3 crates/bench/run.py $(BENCH_ARGS)

@@ -1,6 +1,6 @@
 //! # safebox-bench
 //!
-//! Helpers for `make bench` (see `bench/run.py` and `docs/performance.md`):
+//! Helpers for `make bench` (see `crates/bench/run.py` and `docs/performance.md`):
 //!
 //! - `bench-baseline`: a minimal actix-web 4 server answering `GET /get_secret` with
 //!   a fixed JSON body, with no authentication, database or cryptography. It is the

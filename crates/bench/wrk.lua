@@ -1,4 +1,4 @@
--- wrk script for bench/run.py, used only when oha is unavailable.
+-- wrk script for crates/bench/run.py, used only when oha is unavailable.
 --
 -- Configured through the environment (set by run.py):
 --   BENCH_METHOD   HTTP method (default GET)

@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"  # the only address this script ever connects to
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent  # crates/bench
+ROOT = HERE.parent.parent
 SECRET_VALUE = "myTopSecretValue"  # same body size as the baseline's answer
 PASSWORD = "bench-password-{index:04d}-Xq7"
 MIB = 1024 * 1024
@@ -487,7 +488,7 @@ class Wrk:
             "--timeout",
             "30s",
             "-s",
-            str(ROOT / "bench" / "wrk.lua"),
+            str(HERE / "wrk.lua"),
             _url(load),
         ]
         out = open(output, "w")
