@@ -222,9 +222,12 @@ async fn an_overflowing_login_is_shed_with_503_while_reads_still_answer() {
             })
         })
         .collect();
-    // While the one hashing thread is busy, an authenticated read is served.
+    // While the one hashing thread is busy, `GET /` and an authenticated read are
+    // served.
+    let home = app.client.get(app.url("/")).send().await.unwrap();
     let read = app.get_secret(&token, "reader").await;
     let read_done = started.elapsed();
+    assert_json(home, 200, json!({ "message": "Hello World" })).await;
     assert_json(read, 200, json!({ "secret": "still here" })).await;
 
     let mut results = Vec::new();

@@ -4,7 +4,9 @@ use safebox_domain::ports::UserRepository;
 use safebox_domain::{Role, Username};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, detail, spawn_app};
+use crate::helpers::{
+    Auth, NEW_PASSWORD, PASSWORD, TestApp, detail, spawn_app, spawn_app_without_ip_limit,
+};
 
 async fn page(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
     app.client
@@ -84,6 +86,82 @@ async fn each_security_event_of_a_user_is_audited_newest_first() {
         assert_eq!(event["client_ip"], "127.0.0.1");
         assert!(event["at"].as_i64().unwrap() > 1_700_000_000);
     }
+}
+
+#[tokio::test]
+async fn session_account_and_password_events_are_audited() {
+    use reqwest::Method;
+
+    let app = spawn_app_without_ip_limit().await;
+    let first = app.user_with_tokens("alice").await;
+    let second = app.login_tokens("alice").await;
+    app.refreshed(&second.refresh_token).await;
+    let reused = app.refresh(&second.refresh_token).await;
+    assert_eq!(reused.status(), 401);
+    let own = Auth::Bearer(&first.token);
+    let update = app
+        .request(Method::PUT, "/user/alice", own)
+        .json(&json!({ "data": { "phone": "555" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(update.status(), 200);
+    let read = app
+        .request(Method::GET, "/user/alice", own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let change = |current: &'static str| {
+        app.request(Method::PUT, "/password", own)
+            .json(&json!({ "current_password": current, "new_password": NEW_PASSWORD }))
+            .send()
+    };
+    assert_eq!(change("not the password").await.unwrap().status(), 401);
+    let third = app.login_tokens("alice").await;
+    assert_eq!(change(PASSWORD).await.unwrap().status(), 204);
+    let ended = app
+        .request(Method::GET, "/profile", Auth::Bearer(&third.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.status(),
+        401,
+        "the password change ended the third session"
+    );
+    let logout = app
+        .request(Method::POST, "/logout", own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let response = app
+        .login(&json!({ "username": "alice", "password": NEW_PASSWORD }))
+        .await;
+    assert_eq!(response.status(), 200);
+    let token: Value = response.json().await.unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    let events = events(&app, &token, 13).await;
+    assert_eq!(
+        names(&events),
+        pairs(&[
+            ("login", "success"),
+            ("logout", "success"),
+            ("session.end", "success"),
+            ("password.change", "success"),
+            ("login", "success"),
+            ("password.change", "failure"),
+            ("user.read", "success"),
+            ("user.update", "success"),
+            ("refresh.reuse", "failure"),
+            ("token.refresh", "success"),
+            ("login", "success"),
+            ("login", "success"),
+            ("register", "success"),
+        ])
+    );
 }
 
 #[tokio::test]
