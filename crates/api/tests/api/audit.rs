@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use safebox_domain::ports::UserRepository;
-use safebox_domain::{Role, Username};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -174,7 +172,7 @@ async fn a_lockout_is_audited_and_locked_attempts_too() {
     }
     // Log in as an admin to read the victim's events (the victim is locked out).
     let admin = app.user_with_token("admin").await;
-    make_admin(&app, "admin");
+    app.make_admin("admin");
     let all = events(&app, &admin, 10).await;
     let victim: Vec<_> = all
         .iter()
@@ -197,16 +195,6 @@ async fn a_lockout_is_audited_and_locked_attempts_too() {
     );
 }
 
-fn make_admin(app: &TestApp, username: &str) {
-    let url = app.data_dir.path().join("safebox.db").display().to_string();
-    let pool = safebox_infra::db::connect(&url, 1, Duration::from_secs(2)).unwrap();
-    let users = safebox_infra::DieselUserRepository::new(pool);
-    users
-        .set_role(&Username::parse(username).unwrap(), Role::Admin)
-        .unwrap()
-        .expect("the account exists");
-}
-
 #[tokio::test]
 async fn users_see_only_their_own_events_and_admins_see_everyones() {
     let app = spawn_app().await;
@@ -226,7 +214,7 @@ async fn users_see_only_their_own_events_and_admins_see_everyones() {
     );
 
     // Everyone's: alice's two, bob's two and the unknown account's failed login.
-    make_admin(&app, "bob");
+    app.make_admin("bob");
     let all = events(&app, &bob, 5).await;
     assert_eq!(all.len(), 5);
     assert!(all.iter().any(|e| e["user_id"] == alice_id.as_str()));

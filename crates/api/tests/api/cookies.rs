@@ -3,15 +3,13 @@
 //! changes. The client has no cookie store: each test sends the `Cookie` header
 //! itself, from the `Set-Cookie` it received.
 
-use std::sync::Arc;
-
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Auth, CSRF_REFUSED, NEW_PASSWORD, PASSWORD, TestApp, assert_json, assert_no_content,
+    Auth, CSRF_REFUSED, NEW_PASSWORD, PASSWORD, TestApp, TlsApp, assert_json, assert_no_content,
     assert_not_authorized, assert_refused_everywhere, assert_user, session_set_cookie, sid,
-    spawn_app, spawn_app_with, spawn_app_without_ip_limit,
+    spawn_app, spawn_app_without_ip_limit, spawn_tls_app,
 };
 
 /// The attributes every session cookie carries over plain HTTP, with the default
@@ -565,35 +563,12 @@ async fn a_password_change_through_a_cookie_session_keeps_that_session() {
 
 #[tokio::test]
 async fn over_tls_the_cookie_is_secure_and_the_origin_is_https() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-    let app = spawn_app_with(|config| {
-        config.tls = Some(safebox_infra::TlsFiles {
-            cert: cert_path.clone(),
-            key: key_path.clone(),
-        });
-    })
-    .await;
-    let port = port_of(&app);
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .resolve("localhost", ([127, 0, 0, 1], port).into())
-        .build()
-        .unwrap();
-    let base = format!("https://localhost:{port}");
+    let TlsApp {
+        app: _app,
+        client,
+        port,
+        base,
+    } = spawn_tls_app().await;
 
     let response = client
         .post(format!("{base}/register"))

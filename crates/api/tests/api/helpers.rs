@@ -41,6 +41,55 @@ pub struct TestApp {
     pub database_url: String,
 }
 
+/// safebox serving HTTPS with a certificate made for `localhost`, and a client
+/// that trusts exactly that certificate and resolves `localhost` to it.
+pub struct TlsApp {
+    pub app: TestApp,
+    pub client: Client,
+    pub port: u16,
+    /// `https://localhost:<port>`.
+    pub base: String,
+}
+
+/// Starts safebox over TLS with a certificate generated for this test.
+pub async fn spawn_tls_app() -> TlsApp {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    // The files are read while the app is built; `dir` may go afterwards.
+    let app = spawn_app_with(|config| {
+        config.tls = Some(safebox_infra::TlsFiles {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        });
+    })
+    .await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = Client::builder()
+        .use_preconfigured_tls(tls)
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    TlsApp {
+        app,
+        client,
+        port,
+        base: format!("https://localhost:{port}"),
+    }
+}
+
 /// How a request authenticates.
 #[derive(Debug, Clone, Copy)]
 pub enum Auth<'a> {

@@ -1,42 +1,15 @@
-use std::sync::Arc;
-
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, spawn_app_with};
+use crate::helpers::{PASSWORD, TlsApp, spawn_tls_app};
 
 #[tokio::test]
 async fn serves_https_with_hsts_when_a_certificate_is_configured() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
-
-    let app = spawn_app_with(|config| {
-        config.tls = Some(safebox_infra::TlsFiles {
-            cert: cert_path.clone(),
-            key: key_path.clone(),
-        });
-    })
-    .await;
-    let port = app.address.rsplit(':').next().unwrap().to_owned();
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .resolve("localhost", ([127, 0, 0, 1], port.parse().unwrap()).into())
-        .build()
-        .unwrap();
-    let base = format!("https://localhost:{port}");
+    let TlsApp {
+        app,
+        client,
+        port,
+        base,
+    } = spawn_tls_app().await;
 
     let response = client
         .post(format!("{base}/register"))
