@@ -1,10 +1,13 @@
 //! The audit log on diesel, written in batches by a background thread.
 //!
 //! `record` only queues the event, so auditing a secret read does not add a
-//! synchronous, fsynced write to the read. A writer thread inserts queued events in
-//! batches of up to 256 per transaction, typically within milliseconds, and prunes
-//! events older than the retention period once an hour. Events still queued when
-//! the log is dropped are written before the drop returns.
+//! synchronous, fsynced write to the read. After the first event of a batch the
+//! writer thread sleeps for [`LINGER`], then inserts what has gathered (up to
+//! [`BATCH`]) in one transaction, so a busy server commits the audit log a few times a second rather
+//! than once per request: every commit is an fsync that also holds SQLite's one
+//! write lock, which the requests' own writes wait for. It prunes events older than
+//! the retention period once an hour. Events still queued when the log is dropped
+//! are written before the drop returns.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +22,16 @@ use safebox_domain::{
 };
 
 use super::schema::audit_events;
-use super::{DbPool, checkout, repo_error};
+use super::{DbPool, checkout, checkout_write, repo_error};
 
 /// Events that may wait for the writer; beyond this, events are dropped (and
 /// counted and logged) rather than slowing requests down.
 const QUEUE_CAPACITY: usize = 10_000;
-const BATCH: usize = 256;
+/// The most events one transaction inserts; at [`LINGER`] per batch this keeps
+/// up with far more requests per second than the server can answer.
+const BATCH: usize = 4096;
+/// How long the writer lets events gather after the first of a batch.
+const LINGER: Duration = Duration::from_millis(50);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -133,6 +140,9 @@ fn write_loop(
     loop {
         match receiver.recv_timeout(PRUNE_EVERY) {
             Ok(first) => {
+                // Sleep rather than wait on the channel: a waiting writer would
+                // be woken by every single event.
+                std::thread::sleep(LINGER);
                 let mut batch = vec![first];
                 batch.extend(receiver.try_iter().take(BATCH - 1));
                 if let Err(err) = insert(pool, &batch) {
@@ -151,7 +161,7 @@ fn write_loop(
 
 fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
     let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
-    let mut conn = checkout(pool)?;
+    let mut conn = checkout_write(pool)?;
     conn.immediate_transaction(|conn| {
         diesel::insert_into(audit_events::table)
             .values(&rows)
@@ -162,7 +172,7 @@ fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
 }
 
 fn prune_before(pool: &DbPool, cutoff: Timestamp) -> Result<u64, RepoError> {
-    let mut conn = checkout(pool)?;
+    let mut conn = checkout_write(pool)?;
     let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(cutoff.as_secs())))
         .execute(&mut conn)
         .map_err(repo_error)?;
