@@ -190,6 +190,13 @@ impl Application {
                 .default_service(web::to(handlers::not_found))
         })
         .workers(config.workers)
+        // Each blocking thread needs a database connection: more threads than
+        // connections would only queue on the pool, waking and switching threads
+        // for nothing. Blocking calls beyond these wait in the runtime's queue.
+        .worker_max_blocking_threads(blocking_threads_per_worker(
+            config.db_pool_size,
+            config.workers,
+        ))
         // Slow or idle clients must not hold connections open forever (slowloris).
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(1))
@@ -216,6 +223,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The blocking threads each worker may use: the database pool shared out among
+/// the workers, at least one each.
+fn blocking_threads_per_worker(db_pool_size: u32, workers: usize) -> usize {
+    (usize::try_from(db_pool_size).unwrap_or(usize::MAX) / workers.max(1)).max(1)
 }
 
 /// Headers on every response. API responses carry tokens, secrets and account data,
@@ -260,4 +273,17 @@ fn load_tls(files: &TlsFiles) -> Result<rustls::ServerConfig, StartupError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|err| StartupError::Tls(format!("the certificate and key do not fit: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocking_threads_per_worker;
+
+    #[test]
+    fn the_database_pool_is_shared_out_among_the_workers() {
+        assert_eq!(blocking_threads_per_worker(8, 2), 4);
+        assert_eq!(blocking_threads_per_worker(9, 2), 4);
+        assert_eq!(blocking_threads_per_worker(1, 4), 1);
+        assert_eq!(blocking_threads_per_worker(8, 0), 8);
+    }
 }
