@@ -25,9 +25,30 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlit
 /// How long SQLite waits on a lock held by another connection before giving up.
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 
-/// A pool of database connections shared by the repositories.
-pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
+type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// The database connections shared by the repositories: a pool for reads, and
+/// one connection that every write goes through.
+///
+/// SQLite lets one connection write at a time; others that try wait in SQLite's
+/// busy handler, which sleeps in steps of up to 100 ms. Queueing writers on the
+/// one write connection instead wakes each the moment the previous write is done.
+/// (Another process writing the same file, such as `safebox admin`, still meets
+/// the busy timeout.)
+#[derive(Clone)]
+pub struct DbPool {
+    reads: SqlitePool,
+    writes: SqlitePool,
+}
+
+impl DbPool {
+    /// A connection for reading, for callers outside the repositories (tests,
+    /// the command line).
+    pub fn get(&self) -> Result<Conn, diesel::r2d2::PoolError> {
+        self.reads.get()
+    }
+}
 
 /// The database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
@@ -87,23 +108,33 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     }
 }
 
-/// Opens a connection pool on `url`. Fails fast if no connection can be made.
+/// Opens the connection pools on `url`: `pool_size` connections for reads and
+/// one for writes. Fails fast if no connection can be made.
 pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<DbPool, DbError> {
     let path = sqlite_path(url)?;
-    Pool::builder()
-        .max_size(pool_size)
-        // A local SQLite file cannot drop a connection: checking each one with a
-        // query on every checkout would only cost time.
-        .test_on_check_out(false)
-        .connection_timeout(timeout)
-        .connection_customizer(Box::new(SqlitePragmas))
-        .build(ConnectionManager::<SqliteConnection>::new(path))
-        .map_err(|err| DbError::Connect(Box::new(err)))
+    let pool = |size: u32| {
+        Pool::builder()
+            .max_size(size)
+            // A local SQLite file cannot drop a connection: checking each one with
+            // a query on every checkout would only cost time.
+            .test_on_check_out(false)
+            .connection_timeout(timeout)
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(ConnectionManager::<SqliteConnection>::new(path.clone()))
+            .map_err(|err| DbError::Connect(Box::new(err)))
+    };
+    Ok(DbPool {
+        reads: pool(pool_size)?,
+        writes: pool(1)?,
+    })
 }
 
 /// Applies every pending migration; returns the versions applied.
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
-    let mut conn = pool.get().map_err(|err| DbError::Connect(Box::new(err)))?;
+    let mut conn = pool
+        .writes
+        .get()
+        .map_err(|err| DbError::Connect(Box::new(err)))?;
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map_err(DbError::Migration)?;
@@ -111,7 +142,15 @@ pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
 }
 
 fn checkout(pool: &DbPool) -> Result<Conn, RepoError> {
-    pool.get()
+    pool.reads
+        .get()
+        .map_err(|err| RepoError::Unavailable(Box::new(err)))
+}
+
+/// The write connection; see [`DbPool`].
+fn checkout_write(pool: &DbPool) -> Result<Conn, RepoError> {
+    pool.writes
+        .get()
         .map_err(|err| RepoError::Unavailable(Box::new(err)))
 }
 

@@ -1,10 +1,11 @@
+use diesel::SqliteConnection;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use safebox_domain::ports::SecretRepository;
 use safebox_domain::{KeyId, RepoError, SealedData, Secret, SecretName, Timestamp, UserId};
 
 use super::schema::secrets;
-use super::{DbPool, checkout, repo_error};
+use super::{DbPool, checkout, checkout_write, repo_error};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = secrets)]
@@ -40,18 +41,37 @@ impl SecretRepository for DieselSecretRepository {
             created_at: secret.created_at.as_secs(),
             updated_at: secret.updated_at.as_secs(),
         };
-        let mut conn = checkout(&self.pool)?;
-        diesel::insert_into(secrets::table)
-            .values(&row)
-            .on_conflict((secrets::user_id, secrets::name))
-            .do_update()
+        let mut conn = checkout_write(&self.pool)?;
+        // UPDATE, else INSERT, rather than one INSERT … ON CONFLICT: diesel does
+        // not cache the prepared statement of an upsert, and this runs on the one
+        // write connection, where re-parsing it for every write would hold up
+        // every other writer.
+        let replace = |conn: &mut SqliteConnection| {
+            diesel::update(
+                secrets::table
+                    .filter(secrets::user_id.eq(&row.user_id))
+                    .filter(secrets::name.eq(&row.name)),
+            )
             .set((
-                secrets::key_id.eq(excluded(secrets::key_id)),
-                secrets::ciphertext.eq(excluded(secrets::ciphertext)),
-                secrets::updated_at.eq(excluded(secrets::updated_at)),
+                secrets::key_id.eq(&row.key_id),
+                secrets::ciphertext.eq(&row.ciphertext),
+                secrets::updated_at.eq(row.updated_at),
             ))
-            .execute(&mut conn)
-            .map_err(repo_error)?;
+            .execute(conn)
+        };
+        if replace(&mut conn).map_err(repo_error)? == 0 {
+            match diesel::insert_into(secrets::table)
+                .values(&row)
+                .execute(&mut conn)
+            {
+                Ok(_) => {}
+                // Another process inserted it in between: replace that.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                    replace(&mut conn).map_err(repo_error)?;
+                }
+                Err(err) => return Err(repo_error(err)),
+            }
+        }
         Ok(())
     }
 

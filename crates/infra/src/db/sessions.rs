@@ -3,7 +3,7 @@ use safebox_domain::ports::{RefreshRotation, SessionRepository};
 use safebox_domain::{RepoError, Session, SessionId, SessionKind, Timestamp, TokenDigest, UserId};
 
 use super::schema::{refresh_tokens, sessions};
-use super::{DbPool, checkout, repo_error};
+use super::{DbPool, checkout, checkout_write, repo_error};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
@@ -73,7 +73,7 @@ impl SessionRepository for DieselSessionRepository {
             client_ip: session.client_ip.clone(),
             user_agent: session.user_agent.clone(),
         };
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         conn.immediate_transaction(|conn| {
             diesel::delete(
                 sessions::table
@@ -123,7 +123,7 @@ impl SessionRepository for DieselSessionRepository {
     }
 
     fn touch(&self, id: &SessionId, now: Timestamp) -> Result<(), RepoError> {
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         diesel::update(sessions::table.find(id.to_string()))
             .set(sessions::last_used_at.eq(now.as_secs()))
             .execute(&mut conn)
@@ -146,7 +146,7 @@ impl SessionRepository for DieselSessionRepository {
     }
 
     fn end(&self, id: &SessionId) -> Result<bool, RepoError> {
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         let deleted = diesel::delete(sessions::table.find(id.to_string()))
             .execute(&mut conn)
             .map_err(repo_error)?;
@@ -154,7 +154,7 @@ impl SessionRepository for DieselSessionRepository {
     }
 
     fn end_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, RepoError> {
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         let deleted = diesel::delete(
             sessions::table
                 .filter(sessions::user_id.eq(user.to_string()))
@@ -171,7 +171,7 @@ impl SessionRepository for DieselSessionRepository {
         replacement: &TokenDigest,
         now: Timestamp,
     ) -> Result<RefreshRotation, RepoError> {
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         // IMMEDIATE takes the write lock first, so two rotations of one token are
         // serialised: the second sees the first's spent_at.
         let row: Option<(Option<i64>, SessionRow)> = conn

@@ -11,7 +11,7 @@ use safebox_domain::{
 };
 
 use super::schema::{data_keys, users};
-use super::{DbPool, checkout, repo_error};
+use super::{DbPool, checkout, checkout_write, repo_error};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -146,7 +146,7 @@ impl UserRepository for DieselUserRepository {
             wrapped_key: key.sealed.bytes.clone(),
             created_at: user.created_at.as_secs(),
         };
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         conn.immediate_transaction(|conn| {
             diesel::insert_into(users::table)
                 .values(&user_row)
@@ -207,7 +207,7 @@ impl UserRepository for DieselUserRepository {
     }
 
     fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError> {
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         let id: Option<String> = diesel::update(users::table)
             .filter(users::username.eq(username.as_str()))
             .set(users::role.eq(role.as_str()))
@@ -220,7 +220,7 @@ impl UserRepository for DieselUserRepository {
     }
 
     fn update_data(&self, id: &UserId, data: &UserData) -> Result<bool, RepoError> {
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
             .set(users::data.eq(data.as_str()))
             .execute(&mut conn)
@@ -229,7 +229,7 @@ impl UserRepository for DieselUserRepository {
     }
 
     fn update_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<bool, RepoError> {
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
             .set(users::password_hash.eq(&hash.0))
             .execute(&mut conn)
@@ -239,7 +239,7 @@ impl UserRepository for DieselUserRepository {
 
     fn delete(&self, id: &UserId) -> Result<bool, RepoError> {
         let id = id.to_string();
-        let mut conn = checkout(&self.pool)?;
+        let mut conn = checkout_write(&self.pool)?;
         conn.immediate_transaction(|conn| {
             // The data key goes first: without it, no copy of this user's
             // ciphertexts can ever be opened again.
