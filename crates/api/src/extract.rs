@@ -342,6 +342,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 /// A request body sent either as JSON (see [`JsonBody`]) or as an HTML form
 /// (`application/x-www-form-urlencoded`), with the same limits and the same error
 /// bodies; any other Content-Type is 415.
+///
+/// A form is what any web page can make a browser post to any site, so a form
+/// body must pass the same check as a cookie-authenticated request (this server's
+/// `Origin`, or `X-Requested-With`), else 403. Without it another site could log
+/// a visitor's browser in to the other site's own account (login CSRF). A JSON
+/// body needs no check: a browser sends one cross-site only after a CORS
+/// preflight, which safebox never grants.
 pub struct JsonOrFormBody<T>(pub T);
 
 fn is_form(req: &HttpRequest) -> bool {
@@ -356,6 +363,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonOrFormBody<T> {
         let form = is_form(req);
         if !form && !is_json(req) {
             return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
+        }
+        if form {
+            let checked = app_state(req).and_then(|state| {
+                if passes_csrf_check(req, state.tls) {
+                    Ok(())
+                } else {
+                    Err(ApiError::CrossSiteRequest)
+                }
+            });
+            if let Err(err) = checked {
+                return Box::pin(ready(Err(err)));
+            }
         }
         let body = read_body(req, payload);
         Box::pin(async move {

@@ -101,6 +101,31 @@ async fn a_json_cookie_login_sets_a_strict_http_only_session_cookie() {
 }
 
 #[tokio::test]
+async fn a_cross_site_form_login_is_refused() {
+    let app = spawn_app().await;
+    app.register("alice@example.com", "alice", PASSWORD).await;
+    let form = [("username", "alice"), ("password", PASSWORD)];
+    for origin in [None, Some("http://evil.example"), Some("null")] {
+        let mut request = app.client.post(app.url("/sessions")).form(&form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_json(response, 403, json!({ "detail": CSRF_REFUSED })).await;
+    }
+    // A JSON login needs no Origin: no page can send one cross-site without a
+    // CORS preflight, which safebox never grants.
+    let response = app
+        .post_json(
+            "/sessions",
+            &json!({ "username": "alice", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn a_form_cookie_login_works_by_username_or_email() {
     let app = spawn_app().await;
     app.register("alice@example.com", "alice", PASSWORD).await;
@@ -111,6 +136,7 @@ async fn a_form_cookie_login_works_by_username_or_email() {
         let response = app
             .client
             .post(app.url("/sessions"))
+            .header("origin", &app.address)
             .form(&form)
             .send()
             .await
@@ -133,6 +159,7 @@ async fn a_form_cookie_login_works_by_username_or_email() {
     let response = app
         .client
         .post(app.url("/sessions"))
+        .header("x-requested-with", "XMLHttpRequest")
         .form(&[("username", "alice"), ("password", "wrong password!")])
         .send()
         .await
