@@ -81,7 +81,7 @@ impl SecretRepository for DieselSecretRepository {
             .filter(secrets::user_id.eq(owner.to_string()))
             .filter(secrets::name.eq(name.as_str()))
             .select(SecretRow::as_select())
-            .first(&mut conn)
+            .get_result(&mut conn)
             .optional()
             .map_err(repo_error)?;
         Ok(row.map(|row| Secret {

@@ -104,7 +104,7 @@ impl SessionRepository for DieselSessionRepository {
             sessions::table
                 .find(id.to_string())
                 .select(SessionRow::as_select())
-                .first(&mut conn)
+                .get_result(&mut conn)
                 .optional()
                 .map_err(repo_error)?,
         )
@@ -116,7 +116,7 @@ impl SessionRepository for DieselSessionRepository {
             sessions::table
                 .filter(sessions::cookie_hash.eq(&cookie.0))
                 .select(SessionRow::as_select())
-                .first(&mut conn)
+                .get_result(&mut conn)
                 .optional()
                 .map_err(repo_error)?,
         )
@@ -180,7 +180,7 @@ impl SessionRepository for DieselSessionRepository {
                     .inner_join(sessions::table)
                     .filter(refresh_tokens::token_hash.eq(&presented.0))
                     .select((refresh_tokens::spent_at, SessionRow::as_select()))
-                    .first::<(Option<i64>, SessionRow)>(conn)
+                    .get_result::<(Option<i64>, SessionRow)>(conn)
                     .optional()?;
                 if let Some((None, session)) = &found {
                     diesel::update(refresh_tokens::table.find(&presented.0))

@@ -1,8 +1,6 @@
 use diesel::SqliteConnection;
-use diesel::dsl::Limit;
 use diesel::prelude::*;
 use diesel::query_dsl::LoadQuery;
-use diesel::query_dsl::methods::LimitDsl;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use safebox_domain::ports::{CreateUserError, UserRepository};
 use safebox_domain::{
@@ -91,16 +89,17 @@ impl DieselUserRepository {
         Self { pool }
     }
 
-    /// Loads the first user row `query` selects. The query is built without
-    /// boxing, so diesel caches its prepared statement per connection.
-    fn first_user<'q, Q>(&self, query: Q) -> Result<Option<User>, RepoError>
+    /// Loads the user row `query` selects by a unique column. The query is built
+    /// without boxing, so diesel caches its prepared statement per connection;
+    /// and without `LIMIT ?`, whose bound value makes SQLite compile a cached
+    /// statement again on every use.
+    fn one_user<'q, Q>(&self, query: Q) -> Result<Option<User>, RepoError>
     where
-        Q: RunQueryDsl<SqliteConnection> + LimitDsl,
-        Limit<Q>: LoadQuery<'q, SqliteConnection, UserRow>,
+        Q: RunQueryDsl<SqliteConnection> + LoadQuery<'q, SqliteConnection, UserRow>,
     {
         let mut conn = checkout(&self.pool)?;
         query
-            .first::<UserRow>(&mut *conn)
+            .get_result::<UserRow>(&mut *conn)
             .optional()
             .map_err(repo_error)?
             .map(User::try_from)
@@ -160,7 +159,7 @@ impl UserRepository for DieselUserRepository {
     }
 
     fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
-        self.first_user(
+        self.one_user(
             users::table
                 .filter(users::email.eq(email.as_str()))
                 .select(UserRow::as_select()),
@@ -168,7 +167,7 @@ impl UserRepository for DieselUserRepository {
     }
 
     fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError> {
-        self.first_user(
+        self.one_user(
             users::table
                 .filter(users::username.eq(username.as_str()))
                 .select(UserRow::as_select()),
@@ -177,7 +176,7 @@ impl UserRepository for DieselUserRepository {
 
     fn find_by_id(&self, id: &UserId) -> Result<Option<User>, RepoError> {
         let id = id.to_string();
-        self.first_user(
+        self.one_user(
             users::table
                 .filter(users::id.eq(&id))
                 .select(UserRow::as_select()),
@@ -194,7 +193,7 @@ impl UserRepository for DieselUserRepository {
             .left_join(data_keys::table)
             .filter(users::id.eq(&id))
             .select((UserRow::as_select(), Option::<DataKeyRow>::as_select()))
-            .first(&mut *conn)
+            .get_result(&mut *conn)
             .optional()
             .map_err(repo_error)?;
         row.map(|(user, key)| {
@@ -256,7 +255,7 @@ impl UserRepository for DieselUserRepository {
         data_keys::table
             .filter(data_keys::user_id.eq(owner.to_string()))
             .select(DataKeyRow::as_select())
-            .first(&mut conn)
+            .get_result(&mut conn)
             .optional()
             .map_err(repo_error)?
             .map(WrappedDataKey::try_from)
