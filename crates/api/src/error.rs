@@ -9,6 +9,7 @@ use safebox_domain::{RepoError, ValidationError};
 use serde::Serialize;
 
 use crate::hashing::PoolError;
+use crate::log_throttle::LogThrottle;
 
 /// Every way a request can fail, each with one status and a `{"detail": …}` body.
 ///
@@ -160,7 +161,13 @@ impl From<PoolError> for ApiError {
     fn from(err: PoolError) -> Self {
         match err {
             PoolError::Saturated => {
-                tracing::warn!("password hashing queue is full; shedding the request");
+                static THROTTLE: LogThrottle = LogThrottle::new();
+                if let Some(also) = THROTTLE.admit() {
+                    tracing::warn!(
+                        also_shed_since_last_line = also,
+                        "password hashing queue is full; shedding the request"
+                    );
+                }
                 Self::Unavailable
             }
             PoolError::Lost => Self::internal("hashing job failed", &err),

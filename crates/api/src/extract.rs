@@ -12,6 +12,7 @@ use safebox_infra::ClientIpSource;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::log_throttle::LogThrottle;
 use crate::state::AppState;
 
 /// The largest JSON request body accepted; larger ones get 413.
@@ -242,7 +243,14 @@ impl FromRequest for IpRateLimit {
         ready(match limiter.acquire(&key) {
             Ok(None) => Ok(Self),
             Ok(Some(retry_after_secs)) => {
-                tracing::info!(client_ip = %key, "client IP rate limit reached");
+                static THROTTLE: LogThrottle = LogThrottle::new();
+                if let Some(also) = THROTTLE.admit() {
+                    tracing::info!(
+                        client_ip = %key,
+                        also_limited_since_last_line = also,
+                        "client IP rate limit reached"
+                    );
+                }
                 Err(ApiError::TooManyRequests {
                     detail: "Too many requests from this address; try again later",
                     retry_after_secs,

@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod handlers;
 mod hashing;
+mod log_throttle;
 mod routes;
 mod startup;
 mod state;
