@@ -13,7 +13,7 @@ use super::MessageResponse;
 use super::users::UserBody;
 use crate::error::ApiError;
 use crate::extract::{
-    AuthUser, IpRateLimit, JsonBody, JsonOrFormBody, RequestOrigin, SESSION_COOKIE,
+    AuthUser, IpRateLimit, JsonBody, JsonOrFormBody, REFUSAL_PACE, RequestOrigin, SESSION_COOKIE,
 };
 use crate::hashing::PoolError;
 use crate::state::AppState;
@@ -44,17 +44,6 @@ struct LoginResponse {
     refresh_token: String,
 }
 
-/// How long a request refused by the full hashing pool waits before its 503.
-///
-/// The wait holds no thread (it is a timer on the async worker) and keeps the 503
-/// below the 50 ms that counts as shedding at once, but it bounds how fast a
-/// flood of clients retrying at once can come back: without it, answering the
-/// refusals would itself take the CPU that hashing and other requests need. At
-/// 20 ms, 64 clients retrying at once were refused about 2,600 times a second and
-/// logins reached 0.79x the bcrypt bound on the quick check; at 35 ms, about
-/// 1,600 refusals a second and 0.88x.
-const SHED_DELAY: std::time::Duration = std::time::Duration::from_millis(35);
-
 /// Runs a use case that hashes on the hashing pool, shedding with a short delay
 /// when the pool is full.
 async fn on_hashing_pool<F, R>(state: &AppState, job: F) -> Result<R, ApiError>
@@ -65,7 +54,7 @@ where
     match state.hashing.run(job).await {
         Ok(result) => Ok(result),
         Err(PoolError::Saturated) => {
-            actix_web::rt::time::sleep(SHED_DELAY).await;
+            actix_web::rt::time::sleep(REFUSAL_PACE).await;
             Err(PoolError::Saturated.into())
         }
         Err(err) => Err(err.into()),
