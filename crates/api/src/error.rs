@@ -1,9 +1,11 @@
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use safebox_domain::usecases::{
-    AuthenticateError, ChangePasswordError, EndSessionError, GetSecretError, ListAuditError,
-    LoginError, ManageAccountError, RefreshError, RegisterError, SessionError, SetSecretError,
+    AuthenticateError, ChangePasswordError, EndSessionError, ListAuditError, LoginError,
+    ManageAccountError, RefreshError, RegisterError, SessionError, VaultError,
 };
 use safebox_domain::{RepoError, ValidationError};
 use serde::Serialize;
@@ -41,7 +43,14 @@ pub enum ApiError {
     CrossSiteRequest,
     /// 404 with a message for the client.
     #[error("{0}")]
-    NotFound(&'static str),
+    NotFound(Cow<'static, str>),
+    /// 409 with a message for the client: the request conflicts with what is
+    /// stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// 412: a check-and-set precondition (`If-Match`, `If-None-Match`) failed.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 405 naming the methods that are allowed.
     #[error("Method not allowed")]
     MethodNotAllowed {
@@ -94,6 +103,8 @@ impl ResponseError for ApiError {
             | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -219,18 +230,6 @@ impl From<AuthenticateError> for ApiError {
     }
 }
 
-impl From<SetSecretError> for ApiError {
-    fn from(err: SetSecretError) -> Self {
-        match err {
-            SetSecretError::NotAuthorized => Self::NotAuthorized,
-            SetSecretError::MissingDataKey | SetSecretError::Cipher(_) => {
-                Self::internal("storing a secret failed", &err)
-            }
-            SetSecretError::Repository(err) => err.into(),
-        }
-    }
-}
-
 impl From<ListAuditError> for ApiError {
     fn from(err: ListAuditError) -> Self {
         match err {
@@ -240,18 +239,21 @@ impl From<ListAuditError> for ApiError {
     }
 }
 
-impl From<GetSecretError> for ApiError {
-    fn from(err: GetSecretError) -> Self {
+impl From<VaultError> for ApiError {
+    fn from(err: VaultError) -> Self {
         match err {
-            GetSecretError::NotAuthorized => Self::NotAuthorized,
-            GetSecretError::NotFound => Self::NotFound("Secret not found"),
-            GetSecretError::Integrity => {
+            VaultError::NotAuthorized => Self::NotAuthorized,
+            VaultError::NotFound => Self::NotFound("Secret not found".into()),
+            VaultError::VersionNotKept(_) => Self::NotFound(err.to_string().into()),
+            VaultError::PreconditionFailed(why) => Self::PreconditionFailed(why),
+            VaultError::TooManySecrets(_) | VaultError::Busy => Self::Conflict(err.to_string()),
+            VaultError::Integrity => {
                 Self::internal("INTEGRITY: a stored ciphertext failed authentication", &err)
             }
-            GetSecretError::MissingDataKey | GetSecretError::Cipher(_) => {
-                Self::internal("reading a secret failed", &err)
+            VaultError::MissingDataKey | VaultError::Cipher(_) => {
+                Self::internal("sealing or opening a secret failed", &err)
             }
-            GetSecretError::Repository(err) => err.into(),
+            VaultError::Repository(err) => err.into(),
         }
     }
 }
@@ -269,7 +271,7 @@ impl From<EndSessionError> for ApiError {
     fn from(err: EndSessionError) -> Self {
         match err {
             EndSessionError::NotAuthorized => Self::NotAuthorized,
-            EndSessionError::NotFound => Self::NotFound("Session not found"),
+            EndSessionError::NotFound => Self::NotFound("Session not found".into()),
             EndSessionError::Repository(err) => err.into(),
         }
     }
@@ -290,7 +292,7 @@ impl From<ManageAccountError> for ApiError {
         match err {
             ManageAccountError::NotAuthorized => Self::NotAuthorized,
             ManageAccountError::Forbidden => Self::Forbidden,
-            ManageAccountError::NotFound => Self::NotFound("User not found"),
+            ManageAccountError::NotFound => Self::NotFound("User not found".into()),
             ManageAccountError::Repository(err) => err.into(),
         }
     }
@@ -342,7 +344,7 @@ mod tests {
             ),
             (ApiError::NotAuthorized, 401, "Not authorized"),
             (
-                ApiError::NotFound("Secret not found"),
+                ApiError::NotFound("Secret not found".into()),
                 404,
                 "Secret not found",
             ),
@@ -409,11 +411,20 @@ mod tests {
         );
         assert_eq!(status(LoginError::Repository(unavailable()).into()), 503);
         assert_eq!(status(AuthenticateError::ExpiredToken.into()), 401);
-        assert_eq!(status(SetSecretError::NotAuthorized.into()), 401);
-        assert_eq!(status(SetSecretError::MissingDataKey.into()), 500);
-        assert_eq!(status(GetSecretError::NotAuthorized.into()), 401);
-        assert_eq!(status(GetSecretError::NotFound.into()), 404);
-        assert_eq!(status(GetSecretError::Integrity.into()), 500);
+        assert_eq!(status(VaultError::NotAuthorized.into()), 401);
+        assert_eq!(status(VaultError::MissingDataKey.into()), 500);
+        assert_eq!(status(VaultError::NotFound.into()), 404);
+        assert_eq!(
+            status(VaultError::VersionNotKept(safebox_domain::SecretVersion(3)).into()),
+            404
+        );
+        assert_eq!(
+            status(VaultError::PreconditionFailed("moved".into()).into()),
+            412
+        );
+        assert_eq!(status(VaultError::TooManySecrets(5).into()), 409);
+        assert_eq!(status(VaultError::Busy.into()), 409);
+        assert_eq!(status(VaultError::Integrity.into()), 500);
         assert_eq!(status(SessionError::NotAuthorized.into()), 401);
         assert_eq!(status(EndSessionError::NotFound.into()), 404);
         assert_eq!(status(RefreshError::Invalid.into()), 401);

@@ -310,37 +310,35 @@ fn is_json(req: &HttpRequest) -> bool {
     }
 }
 
-fn too_large() -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "request body must be at most {MAX_JSON_BODY_BYTES} bytes"
-    ))
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("request body must be at most {limit} bytes"))
 }
 
-/// Reads a request body of at most [`MAX_JSON_BODY_BYTES`], within
-/// `BODY_TIMEOUT`: 413 past the limit (from `Content-Length` or while reading,
-/// never buffering more), 408 when it trickles in too slowly.
+/// Reads a request body of at most `limit` bytes, within `BODY_TIMEOUT`: 413
+/// past the limit (from `Content-Length` or while reading, never buffering more),
+/// 408 when it trickles in too slowly.
 fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
+    limit: usize,
 ) -> Pin<Box<dyn Future<Output = Result<BytesMut, ApiError>>>> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_JSON_BODY_BYTES) {
-        return Box::pin(ready(Err(too_large())));
+    if declared.is_some_and(|len| len > limit) {
+        return Box::pin(ready(Err(too_large(limit))));
     }
     let mut payload = payload.take();
     Box::pin(async move {
         let read = async {
-            let mut body =
-                BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_JSON_BODY_BYTES));
+            let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk
                     .map_err(|_| ApiError::BadRequest("could not read the request body".into()))?;
-                if body.len() + chunk.len() > MAX_JSON_BODY_BYTES {
-                    return Err(too_large());
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -362,8 +360,48 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         if !is_json(req) {
             return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
         }
-        let body = read_body(req, payload);
+        let body = read_body(req, payload, MAX_JSON_BODY_BYTES);
         Box::pin(async move { parse_json(&body.await?).map(JsonBody) })
+    }
+}
+
+/// A JSON body that carries a secret value: like [`JsonBody`], but its size
+/// limit follows `SAFEBOX_MAX_SECRET_BYTES` (twice the value limit, for JSON
+/// escaping, plus 16 KiB for the rest of the body, and never below
+/// [`MAX_JSON_BODY_BYTES`]). A value over its own limit that fits in the body is
+/// refused with 413 by the handler, naming the field.
+pub struct SecretBody<T>(pub T);
+
+impl<T> SecretBody<T> {
+    /// The deserialised body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// The body limit of [`SecretBody`] for a value limit of `max_value_bytes`.
+pub fn secret_body_limit(max_value_bytes: usize) -> usize {
+    max_value_bytes
+        .saturating_mul(2)
+        .saturating_add(16 * 1024)
+        .max(MAX_JSON_BODY_BYTES)
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for SecretBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !is_json(req) {
+            return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
+        }
+        let limit = req
+            .app_data::<Data<AppState>>()
+            .map_or(MAX_JSON_BODY_BYTES, |state| {
+                secret_body_limit(state.vault.limits().max_value_bytes)
+            });
+        let body = read_body(req, payload, limit);
+        Box::pin(async move { parse_json(&body.await?).map(SecretBody) })
     }
 }
 
@@ -404,7 +442,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonOrFormBody<T> {
                 return Box::pin(ready(Err(err)));
             }
         }
-        let body = read_body(req, payload);
+        let body = read_body(req, payload, MAX_JSON_BODY_BYTES);
         Box::pin(async move {
             let body = body.await?;
             if !form {

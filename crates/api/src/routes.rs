@@ -2,7 +2,7 @@
 //! test compares against openapi.yaml, so the two cannot drift apart silently.
 
 use actix_web::http::Method;
-use actix_web::{FromRequest, Handler, Responder, Route, web};
+use actix_web::{FromRequest, Handler, Responder, Route, guard, web};
 
 use crate::handlers;
 
@@ -12,6 +12,8 @@ pub struct ApiRoute {
     pub method: Method,
     /// The path template as written in openapi.yaml.
     pub path: &'static str,
+    /// The pattern actix matches, when it differs from `path`.
+    pattern: Option<&'static str>,
     route: Route,
 }
 
@@ -26,9 +28,34 @@ impl ApiRoute {
             route: web::method(method.clone()).to(handler),
             method,
             path,
+            pattern: None,
+        }
+    }
+
+    /// A route whose `{name}` matches slashes too (`/secrets/team/db`): served on
+    /// `pattern`, documented as `path`.
+    fn spanning<F, Args>(
+        method: Method,
+        path: &'static str,
+        pattern: &'static str,
+        handler: F,
+    ) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        Self {
+            pattern: Some(pattern),
+            ..Self::new(method, path, handler)
         }
     }
 }
+
+/// `POST /secrets/{name}/undelete`: only a POST whose path ends in `/undelete`
+/// restores a secret. Any other method on such a path addresses the secret
+/// literally named `…/undelete`, so this resource yields to `/secrets/{name}`.
+const UNDELETE: &str = "/secrets/{name}/undelete";
 
 /// Every operation safebox serves.
 pub fn api_routes() -> Vec<ApiRoute> {
@@ -53,6 +80,32 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ApiRoute::new(Method::DELETE, "/sessions/{id}", handlers::end_session),
         ApiRoute::new(Method::GET, "/profile", handlers::profile),
         ApiRoute::new(Method::GET, "/audit", handlers::list_audit),
+        ApiRoute::new(Method::GET, "/secrets", handlers::list_secrets),
+        // Before `/secrets/{name}`, whose pattern also matches `…/undelete`.
+        ApiRoute::spanning(
+            Method::POST,
+            UNDELETE,
+            "/secrets/{name:.+}/undelete",
+            handlers::undelete_secret,
+        ),
+        ApiRoute::spanning(
+            Method::GET,
+            "/secrets/{name}",
+            "/secrets/{name:.+}",
+            handlers::get_vault_secret,
+        ),
+        ApiRoute::spanning(
+            Method::PUT,
+            "/secrets/{name}",
+            "/secrets/{name:.+}",
+            handlers::put_secret,
+        ),
+        ApiRoute::spanning(
+            Method::DELETE,
+            "/secrets/{name}",
+            "/secrets/{name:.+}",
+            handlers::delete_secret,
+        ),
     ]
 }
 
@@ -67,14 +120,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
     }
     for (path, routes) in paths {
+        let pattern = routes[0].pattern.unwrap_or(path);
         let allow = routes
             .iter()
             .map(|route| route.method.as_str())
             .collect::<Vec<_>>()
             .join(", ");
+        let mut resource = web::resource(pattern);
+        if path == UNDELETE {
+            resource = resource.guard(guard::Post());
+        }
         let resource = routes
             .into_iter()
-            .fold(web::resource(path), |resource, route| resource.route(route.route))
+            .fold(resource, |resource, route| resource.route(route.route))
             .default_service(web::to(move || {
                 let allow = allow.clone();
                 async move { Err::<actix_web::HttpResponse, _>(handlers::method_not_allowed(allow)) }

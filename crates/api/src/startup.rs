@@ -11,14 +11,14 @@ use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::{Clock, LockoutPolicy, Ports, RateLimiter, TokenIssuer};
 use safebox_domain::usecases::{
     Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
-    ManageAccount, Refresh, Register, SessionPolicy, SetSecret, WhoAmI,
+    ManageAccount, Refresh, Register, SessionPolicy, SetSecret, Vault, WhoAmI,
 };
 use safebox_infra::db::{self, DbError};
 use safebox_infra::{
     AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselAuditLog,
     DieselSecretRepository, DieselSessionRepository, DieselUserRepository, EmbeddedBreachList,
-    JwtTokenIssuer, MasterKey, MemoryAttemptLimiter, MemoryRateLimiter, RandomOpaqueTokens,
-    SystemClock, TlsFiles,
+    JwtTokenIssuer, MemoryAttemptLimiter, MemoryRateLimiter, RandomOpaqueTokens, SystemClock,
+    TlsFiles,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -106,7 +106,7 @@ impl Application {
                 BcryptPasswordHasher::new(config.bcrypt_cost)
                     .map_err(|err| StartupError::Hasher(err.to_string()))?,
             ),
-            cipher: Arc::new(AesGcmSecretCipher::new(MasterKey::derive(&keys.master))),
+            cipher: Arc::new(AesGcmSecretCipher::new(keys.master_ring()?)),
             tokens,
             sessions: Arc::new(DieselSessionRepository::new(pool.clone())),
             opaque_tokens: Arc::new(RandomOpaqueTokens),
@@ -136,8 +136,9 @@ impl Application {
             register: Register::new(&ports),
             login: Login::new(&ports, lockout, sessions),
             authenticate: Authenticate::new(ports.tokens.clone()),
-            set_secret: SetSecret::new(&ports),
+            set_secret: SetSecret::new(&ports, config.vault_limits()),
             get_secret: GetSecret::new(&ports),
+            vault: Vault::new(&ports, config.vault_limits()),
             list_audit: ListAudit::new(&ports),
             who_am_i: WhoAmI::new(&ports),
             manage_account: ManageAccount::new(&ports),

@@ -4,7 +4,7 @@ use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::RateLimiter;
 use safebox_domain::usecases::{
     Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
-    ManageAccount, Refresh, Register, SetSecret, WhoAmI,
+    ManageAccount, Refresh, Register, SetSecret, Vault, WhoAmI,
 };
 use safebox_infra::ClientIpSource;
 
@@ -24,6 +24,8 @@ pub struct AppState {
     pub set_secret: SetSecret,
     /// Reads secrets.
     pub get_secret: GetSecret,
+    /// The vault: named, versioned secrets.
+    pub vault: Vault,
     /// Lists audit events.
     pub list_audit: ListAudit,
     /// Resolves the caller's account.

@@ -41,6 +41,14 @@ pub enum AuditAction {
     SecretRead,
     /// A secret was written.
     SecretWrite,
+    /// The caller's secrets were listed (names and metadata, never values).
+    SecretList,
+    /// A secret was soft-deleted.
+    SecretDelete,
+    /// A soft-deleted secret was restored.
+    SecretUndelete,
+    /// A secret and all its versions were destroyed.
+    SecretDestroy,
     /// An operator granted the admin role.
     AdminGrant,
     /// An operator revoked the admin role.
@@ -73,6 +81,10 @@ impl AuditAction {
             Self::Lockout => "lockout",
             Self::SecretRead => "secret.read",
             Self::SecretWrite => "secret.write",
+            Self::SecretList => "secret.list",
+            Self::SecretDelete => "secret.delete",
+            Self::SecretUndelete => "secret.undelete",
+            Self::SecretDestroy => "secret.destroy",
             Self::AdminGrant => "admin.grant",
             Self::AdminRevoke => "admin.revoke",
             Self::Logout => "logout",
@@ -94,6 +106,10 @@ impl AuditAction {
             Self::Lockout,
             Self::SecretRead,
             Self::SecretWrite,
+            Self::SecretList,
+            Self::SecretDelete,
+            Self::SecretUndelete,
+            Self::SecretDestroy,
             Self::AdminGrant,
             Self::AdminRevoke,
             Self::Logout,

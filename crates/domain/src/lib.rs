@@ -29,7 +29,10 @@ pub use password::{
     MAX_PASSWORD_BYTES, Password, PasswordAttempt, PasswordHash, PasswordOwner, PasswordPolicy,
     breach_key,
 };
-pub use secret::{MAX_SECRET_BYTES, Secret, SecretName, SecretValue};
+pub use secret::{
+    Secret, SecretListQuery, SecretMetadata, SecretName, SecretValue, SecretVersion, StoredVersion,
+    VaultLimits,
+};
 pub use session::{
     Credential, MAX_USER_AGENT_CHARS, OpaqueToken, Session, SessionId, SessionKind, TokenDigest,
 };

@@ -12,8 +12,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::redacted;
 use crate::{
     AuditEvent, AuditQuery, AuditRecord, BoxError, Email, KeyId, NewUser, OpaqueToken, Password,
-    PasswordAttempt, PasswordHash, RepoError, Role, SealedData, Secret, SecretName, SecretValue,
-    Session, SessionId, Timestamp, TokenDigest, User, UserData, UserId, Username, WrappedDataKey,
+    PasswordAttempt, PasswordHash, RepoError, Role, SealedData, Secret, SecretListQuery,
+    SecretMetadata, SecretName, SecretValue, SecretVersion, Session, SessionId, StoredVersion,
+    Timestamp, TokenDigest, User, UserData, UserId, Username, WrappedDataKey,
 };
 
 /// Why an account could not be created.
@@ -82,17 +83,119 @@ pub trait UserRepository: Send + Sync {
     fn delete(&self, id: &UserId) -> Result<bool, RepoError>;
 }
 
-/// Persistence of sealed secrets. Implementations never see plaintext.
+/// One new version of a secret, for [`SecretRepository::write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionWrite {
+    /// The owner.
+    pub owner: UserId,
+    /// The secret's name.
+    pub name: SecretName,
+    /// The version this write replaces: the newest version the caller saw, or
+    /// `None` when the caller saw no secret of this name and creates it.
+    pub base: Option<SecretVersion>,
+    /// The new value, sealed for version `base + 1` (or 1).
+    pub sealed: SealedData,
+    /// New metadata, or `None` to keep what is stored (`{}` for a new secret).
+    pub metadata: Option<SecretMetadata>,
+    /// When the write happens.
+    pub now: Timestamp,
+    /// How many versions to keep, this one included.
+    pub keep_versions: u64,
+    /// How many secrets the owner may have, when this write creates one.
+    pub max_secrets: u64,
+}
+
+impl VersionWrite {
+    /// The version this write creates.
+    pub fn version(&self) -> SecretVersion {
+        self.base.map_or(SecretVersion::FIRST, SecretVersion::next)
+    }
+}
+
+/// What [`SecretRepository::write`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The version was stored; this is the secret now.
+    Written(Secret),
+    /// What is stored is no longer what the write was based on (another write
+    /// came first, or the secret was created or destroyed meanwhile). Nothing was
+    /// changed.
+    Conflict,
+    /// Creating the secret would exceed the owner's limit. Nothing was changed.
+    TooManySecrets,
+}
+
+/// Persistence of secrets and their sealed versions. Implementations never see
+/// plaintext.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait SecretRepository: Send + Sync {
-    /// Stores `secret`, replacing any secret of the same owner and name. When
-    /// replacing, the stored `created_at` MUST be kept and `updated_at` taken from
-    /// `secret`. MUST be durable when it returns `Ok`. MUST return an error if the
-    /// owner does not exist.
-    fn upsert(&self, secret: &Secret) -> Result<(), RepoError>;
-
-    /// MUST return `Ok(None)` if the owner has no secret of that name.
+    /// The secret (live or soft-deleted) without any version. MUST return
+    /// `Ok(None)` if the owner has no secret of that name.
     fn find(&self, owner: &UserId, name: &SecretName) -> Result<Option<Secret>, RepoError>;
+
+    /// The secret with one of its versions: `version`, or the newest when `None`,
+    /// in one lookup. MUST return `Ok(None)` if the owner has no secret of that
+    /// name, and `Some((secret, None))` if the version is not kept.
+    fn read(
+        &self,
+        owner: &UserId,
+        name: &SecretName,
+        version: Option<SecretVersion>,
+    ) -> Result<Option<(Secret, Option<StoredVersion>)>, RepoError>;
+
+    /// Stores a new version, atomically and durably when it returns `Ok`:
+    /// - with `write.base == None`, MUST create the secret with version 1, unless
+    ///   the owner already has a secret of that name ([`WriteOutcome::Conflict`])
+    ///   or has `max_secrets` secrets ([`WriteOutcome::TooManySecrets`]);
+    /// - with `write.base == Some(v)`, MUST write version `v + 1` only if the newest
+    ///   stored version is still `v`, else [`WriteOutcome::Conflict`]. It clears a
+    ///   soft delete, replaces the metadata if given, and destroys the versions
+    ///   beyond the newest `keep_versions`.
+    ///
+    /// Of two concurrent writes based on the same version at most one succeeds.
+    /// MUST return an error if the owner does not exist.
+    fn write(&self, write: &VersionWrite) -> Result<WriteOutcome, RepoError>;
+
+    /// A page of the owner's secrets in byte order of name, per `query`.
+    fn list(&self, owner: &UserId, query: &SecretListQuery) -> Result<Vec<Secret>, RepoError>;
+
+    /// Soft-deletes the secret at `at` (`Some`), keeping an earlier deletion time, or
+    /// restores it (`None`). MUST return the secret as it is afterwards, or
+    /// `Ok(None)` if the owner has no secret of that name.
+    fn set_deleted(
+        &self,
+        owner: &UserId,
+        name: &SecretName,
+        at: Option<Timestamp>,
+    ) -> Result<Option<Secret>, RepoError>;
+
+    /// Removes the secret and every version of it for good. MUST return `Ok(false)`
+    /// if the owner has no secret of that name.
+    fn destroy(&self, owner: &UserId, name: &SecretName) -> Result<bool, RepoError>;
+}
+
+/// The wrapped data keys, as key rotation sees them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait DataKeyRepository: Send + Sync {
+    /// How many data keys each master key wraps, by master key id.
+    fn count_by_master_key(&self) -> Result<Vec<(KeyId, u64)>, RepoError>;
+
+    /// Up to `limit` data keys that are not wrapped by `master`, with their owners.
+    fn not_wrapped_by(
+        &self,
+        master: &KeyId,
+        limit: usize,
+    ) -> Result<Vec<(UserId, WrappedDataKey)>, RepoError>;
+
+    /// Replaces `owner`'s wrapped data key `old` with `new` (the same data key,
+    /// wrapped again), only if `old` is still what is stored. MUST return whether
+    /// it replaced it.
+    fn replace(
+        &self,
+        owner: &UserId,
+        old: &WrappedDataKey,
+        new: &WrappedDataKey,
+    ) -> Result<bool, RepoError>;
 }
 
 /// What presenting a refresh token did to its session.
@@ -289,25 +392,42 @@ pub trait SecretCipher: Send + Sync {
     fn new_data_key(&self, owner: &UserId) -> Result<WrappedDataKey, CipherError>;
 
     /// MUST encrypt `value` with the data key in `key` under a fresh random nonce, with
-    /// `owner` and `name` as associated data, and record the data key's id in the
-    /// result. Two calls MUST NOT produce the same nonce.
+    /// `owner`, `name` and `version` as associated data, and record the data key's
+    /// id in the result. Two calls MUST NOT produce the same nonce.
     fn seal(
         &self,
         key: &WrappedDataKey,
         owner: &UserId,
         name: &SecretName,
+        version: SecretVersion,
         value: &SecretValue,
     ) -> Result<SealedData, CipherError>;
 
     /// MUST return [`CipherError::Integrity`] if `sealed` was altered, or was sealed
-    /// for another owner, another name or another data key.
+    /// for another owner, name, version or data key.
     fn open(
         &self,
         key: &WrappedDataKey,
         owner: &UserId,
         name: &SecretName,
+        version: SecretVersion,
         sealed: &SealedData,
     ) -> Result<SecretValue, CipherError>;
+
+    /// The id of the master key that wraps new data keys (the newest of the ring).
+    fn sealing_key(&self) -> KeyId;
+
+    /// The ids of every master key this cipher holds, oldest first.
+    fn key_ring(&self) -> Vec<KeyId>;
+
+    /// The same data key wrapped by the sealing master key, or `Ok(None)` if it is
+    /// already. MUST return [`CipherError::UnknownKey`] if `key` is wrapped by a
+    /// master key this cipher does not hold.
+    fn rewrap(
+        &self,
+        key: &WrappedDataKey,
+        owner: &UserId,
+    ) -> Result<Option<WrappedDataKey>, CipherError>;
 }
 
 /// A signed access token. Zeroized on drop; `Debug` is redacted.

@@ -1,20 +1,24 @@
 //! Repository micro-benchmarks on a temporary SQLite file (WAL, synchronous=FULL,
-//! as in production): the three reads `GET /get_secret` makes (user by id, secret,
-//! data key), each including a pool checkout, and one secret upsert (an fsync'd
-//! write). `cargo bench -p safebox-infra --bench repository`.
+//! as in production): the reads `GET /get_secret` makes (the user with their data
+//! key, and the secret with its newest version), each including a pool checkout,
+//! and one secret version write (an fsync'd commit).
+//! `cargo bench -p safebox-infra --bench repository`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use safebox_domain::ports::{SecretCipher, SecretRepository, UserRepository};
+use safebox_domain::ports::{
+    SecretCipher, SecretRepository, UserRepository, VersionWrite, WriteOutcome,
+};
 use safebox_domain::{
-    Email, NewUser, PasswordHash, Role, Secret, SecretName, SecretValue, Timestamp, User, UserData,
-    UserId, Username,
+    Email, NewUser, PasswordHash, Role, SecretName, SecretValue, SecretVersion, Timestamp, User,
+    UserData, UserId, Username,
 };
 use safebox_infra::db::{connect, migrate};
 use safebox_infra::{
     AesGcmSecretCipher, DieselSecretRepository, DieselUserRepository, KeyBytes, MasterKey,
+    MasterKeyRing,
 };
 
 fn repository(c: &mut Criterion) {
@@ -24,9 +28,9 @@ fn repository(c: &mut Criterion) {
     migrate(&pool).expect("migrate");
     let users = DieselUserRepository::new(pool.clone());
     let secrets = DieselSecretRepository::new(pool);
-    let cipher = AesGcmSecretCipher::new(MasterKey::derive(
+    let cipher = AesGcmSecretCipher::new(MasterKeyRing::single(MasterKey::derive(
         &KeyBytes::new(vec![0x42; 32]).expect("32 bytes is a valid key"),
-    ));
+    )));
 
     // A few hundred users, so lookups go through a real index rather than one row.
     let mut owner = None;
@@ -49,57 +53,74 @@ fn repository(c: &mut Criterion) {
             })
             .expect("create user");
         let secret_name = SecretName::default_name();
-        let value = SecretValue::parse("myTopSecretValue".into()).expect("value");
+        let value = SecretValue::parse("myTopSecretValue".into(), 64, "value").expect("value");
         let sealed = cipher
-            .seal(&data_key, &id, &secret_name, &value)
+            .seal(&data_key, &id, &secret_name, SecretVersion(1), &value)
             .expect("seal");
-        secrets
-            .upsert(&Secret {
-                owner: id,
-                name: secret_name,
-                sealed,
-                created_at: Timestamp(1_700_000_000),
-                updated_at: Timestamp(1_700_000_000),
-            })
-            .expect("upsert");
+        let write = VersionWrite {
+            owner: id,
+            name: secret_name,
+            base: None,
+            sealed,
+            metadata: None,
+            now: Timestamp(1_700_000_000),
+            keep_versions: 10,
+            max_secrets: 1_000,
+        };
+        assert!(matches!(
+            secrets.write(&write).expect("write"),
+            WriteOutcome::Written(_)
+        ));
         if index == 150 {
             owner = Some(id);
         }
     }
     let owner = owner.expect("user 150 was created");
     let name = SecretName::default_name();
-    let stored = secrets.find(&owner, &name).expect("find").expect("stored");
+    let (_, newest) = secrets
+        .read(&owner, &name, None)
+        .expect("read")
+        .expect("stored");
+    let sealed = newest.expect("the newest version").sealed;
 
     let mut group = c.benchmark_group("repository");
-    group.bench_function("users/find_by_id", |b| {
+    group.bench_function("users/find_with_data_key", |b| {
         b.iter(|| {
             users
-                .find_by_id(black_box(&owner))
+                .find_with_data_key(black_box(&owner))
                 .expect("query")
                 .expect("found")
         });
     });
-    group.bench_function("users/data_key", |b| {
-        b.iter(|| {
-            users
-                .data_key(black_box(&owner))
-                .expect("query")
-                .expect("found")
-        });
-    });
-    group.bench_function("secrets/find", |b| {
+    group.bench_function("secrets/read_newest", |b| {
         b.iter(|| {
             secrets
-                .find(black_box(&owner), black_box(&name))
+                .read(black_box(&owner), black_box(&name), None)
                 .expect("query")
                 .expect("found")
         });
     });
-    // Each upsert is a durable commit (WAL + fsync), so this measures the disk.
+    // Each write is a durable commit (WAL + fsync), so this measures the disk.
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(5));
-    group.bench_function("secrets/upsert", |b| {
-        b.iter(|| secrets.upsert(black_box(&stored)).expect("upsert"));
+    group.bench_function("secrets/write_version", |b| {
+        b.iter(|| {
+            let base = secrets
+                .find(&owner, &name)
+                .expect("find")
+                .map(|secret| secret.version);
+            let write = VersionWrite {
+                owner,
+                name: name.clone(),
+                base,
+                sealed: sealed.clone(),
+                metadata: None,
+                now: Timestamp(1_700_000_001),
+                keep_versions: 10,
+                max_secrets: 1_000,
+            };
+            black_box(secrets.write(&write).expect("write"))
+        });
     });
     group.finish();
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use safebox_domain::{KeyId, VaultLimits};
 use zeroize::Zeroizing;
+
+use crate::crypto::cipher::{MasterKey, MasterKeyRing};
 
 /// Keys must carry at least this many bytes.
 pub const MIN_KEY_BYTES: usize = 32;
@@ -114,9 +117,18 @@ pub struct Config {
     /// Database URL; `None` means the SQLite file in the data dir
     /// (`SAFEBOX_DATABASE_URL`).
     pub database_url: Option<String>,
-    /// Master key material; `None` means the development key file
-    /// (`SAFEBOX_MASTER_KEY`).
+    /// Master key material, the single-key form; with `master_keys` empty too,
+    /// the development key file is used (`SAFEBOX_MASTER_KEY`).
     pub master_key: Option<KeyBytes>,
+    /// The master key ring, oldest first; the last entry wraps new data keys
+    /// (`SAFEBOX_MASTER_KEYS`). Empty: `master_key` is used.
+    pub master_keys: Vec<MasterKeyEntry>,
+    /// Versions kept per secret (`SAFEBOX_MAX_VERSIONS`).
+    pub max_versions: u64,
+    /// The largest secret value in bytes (`SAFEBOX_MAX_SECRET_BYTES`).
+    pub max_secret_bytes: usize,
+    /// Secrets one user may have (`SAFEBOX_MAX_SECRETS_PER_USER`).
+    pub max_secrets_per_user: u64,
     /// JWT signing key; `None` means the development key file (`SAFEBOX_JWT_SECRET`).
     pub jwt_secret: Option<KeyBytes>,
     /// bcrypt cost, 4–31 (`SAFEBOX_BCRYPT_COST`).
@@ -197,6 +209,10 @@ impl Config {
             data_dir: data_dir.into(),
             database_url: None,
             master_key: None,
+            master_keys: Vec::new(),
+            max_versions: 10,
+            max_secret_bytes: 64 * 1024,
+            max_secrets_per_user: 1_000,
             jwt_secret: None,
             bcrypt_cost: 12,
             access_token_ttl: Duration::from_secs(15 * 60),
@@ -240,6 +256,18 @@ impl Config {
         if let Some(key) = get("SAFEBOX_MASTER_KEY") {
             config.master_key =
                 Some(KeyBytes::from_base64(&key).map_err(|p| invalid("SAFEBOX_MASTER_KEY", p))?);
+        }
+        if let Some(ring) = get("SAFEBOX_MASTER_KEYS") {
+            config.master_keys = MasterKeyEntry::parse_ring(&ring)?;
+        }
+        if let Some(versions) = get("SAFEBOX_MAX_VERSIONS") {
+            config.max_versions = parse_number("SAFEBOX_MAX_VERSIONS", &versions)?;
+        }
+        if let Some(bytes) = get("SAFEBOX_MAX_SECRET_BYTES") {
+            config.max_secret_bytes = parse_number("SAFEBOX_MAX_SECRET_BYTES", &bytes)?;
+        }
+        if let Some(count) = get("SAFEBOX_MAX_SECRETS_PER_USER") {
+            config.max_secrets_per_user = parse_number("SAFEBOX_MAX_SECRETS_PER_USER", &count)?;
         }
         if let Some(key) = get("SAFEBOX_JWT_SECRET") {
             config.jwt_secret =
@@ -380,6 +408,30 @@ impl Config {
         if self.ip_rate_burst == 0 {
             return Err(invalid("SAFEBOX_IP_RATE_BURST", "must be at least 1"));
         }
+        if self.master_key.is_some() && !self.master_keys.is_empty() {
+            return Err(invalid(
+                "SAFEBOX_MASTER_KEYS",
+                "set either SAFEBOX_MASTER_KEY or SAFEBOX_MASTER_KEYS, not both",
+            ));
+        }
+        if !(1..=MAX_VERSIONS_LIMIT).contains(&self.max_versions) {
+            return Err(invalid(
+                "SAFEBOX_MAX_VERSIONS",
+                format!("must be 1 to {MAX_VERSIONS_LIMIT}"),
+            ));
+        }
+        if !(1..=MAX_SECRET_BYTES_LIMIT).contains(&self.max_secret_bytes) {
+            return Err(invalid(
+                "SAFEBOX_MAX_SECRET_BYTES",
+                format!("must be 1 to {MAX_SECRET_BYTES_LIMIT}"),
+            ));
+        }
+        if self.max_secrets_per_user == 0 {
+            return Err(invalid(
+                "SAFEBOX_MAX_SECRETS_PER_USER",
+                "must be at least 1",
+            ));
+        }
         if self.client_ip_source == (ClientIpSource::XForwardedFor { hops: 0 }) {
             return Err(invalid("SAFEBOX_TRUSTED_PROXY_HOPS", "must be at least 1"));
         }
@@ -405,13 +457,27 @@ impl Config {
             .map_err(io_error(&self.data_dir))
     }
 
+    /// The limits of every user's vault.
+    pub fn vault_limits(&self) -> VaultLimits {
+        VaultLimits {
+            max_versions: self.max_versions,
+            max_value_bytes: self.max_secret_bytes,
+            max_secrets: self.max_secrets_per_user,
+        }
+    }
+
     /// The master and JWT keys: the configured ones, or development keys read from
     /// (or generated once into) `master.key` and `jwt.key` in the data dir.
     pub fn resolve_keys(&self) -> Result<Keys, ConfigError> {
         let mut generated = Vec::new();
-        let master = match &self.master_key {
-            Some(key) => key.clone(),
-            None => self.dev_key("master.key", "SAFEBOX_MASTER_KEY", &mut generated)?,
+        let master = match (&self.master_key, self.master_keys.is_empty()) {
+            (_, false) => self.master_keys.clone(),
+            (Some(key), true) => vec![MasterKeyEntry::unnamed(key.clone())],
+            (None, true) => vec![MasterKeyEntry::unnamed(self.dev_key(
+                "master.key",
+                "SAFEBOX_MASTER_KEY",
+                &mut generated,
+            )?)],
         };
         let jwt = match &self.jwt_secret {
             Some(key) => key.clone(),
@@ -484,15 +550,95 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
         .map_err(io_error(path))
 }
 
+/// The most versions `SAFEBOX_MAX_VERSIONS` may keep.
+const MAX_VERSIONS_LIMIT: u64 = 1_000;
+/// The largest `SAFEBOX_MAX_SECRET_BYTES`: 1 MiB.
+const MAX_SECRET_BYTES_LIMIT: usize = 1024 * 1024;
+
+/// One master key of the ring: its material, and the id the operator gave it
+/// (`None`: the fingerprint derived from the material).
+#[derive(Debug, Clone)]
+pub struct MasterKeyEntry {
+    /// The operator's id, 1–64 characters of `[A-Za-z0-9._-]`.
+    pub id: Option<String>,
+    /// The key material.
+    pub material: KeyBytes,
+}
+
+impl MasterKeyEntry {
+    /// A key known by its fingerprint.
+    pub fn unnamed(material: KeyBytes) -> Self {
+        Self { id: None, material }
+    }
+
+    /// Parses `SAFEBOX_MASTER_KEYS`: comma-separated `id:base64` or bare `base64`
+    /// entries, oldest first.
+    pub fn parse_ring(text: &str) -> Result<Vec<Self>, ConfigError> {
+        const VAR: &str = "SAFEBOX_MASTER_KEYS";
+        let mut ring: Vec<Self> = Vec::new();
+        for (at, entry) in text.split(',').map(str::trim).enumerate() {
+            let position = at + 1;
+            if entry.is_empty() {
+                return Err(invalid(VAR, format!("entry {position} is empty")));
+            }
+            let (id, key) = match entry.split_once(':') {
+                Some((id, key)) => (Some(id.trim()), key),
+                None => (None, entry),
+            };
+            if let Some(id) = id
+                && (id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+            {
+                return Err(invalid(
+                    VAR,
+                    format!(
+                        "entry {position}: a key id must be 1 to 64 characters of letters, digits, '.', '_' and '-'"
+                    ),
+                ));
+            }
+            if let Some(id) = id
+                && ring.iter().any(|earlier| earlier.id.as_deref() == Some(id))
+            {
+                return Err(invalid(VAR, format!("the key id {id:?} is used twice")));
+            }
+            let material = KeyBytes::from_base64(key)
+                .map_err(|problem| invalid(VAR, format!("entry {position}: {problem}")))?;
+            ring.push(Self {
+                id: id.map(str::to_owned),
+                material,
+            });
+        }
+        Ok(ring)
+    }
+}
+
 /// The resolved key material.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    /// Master key material (wraps data keys).
-    pub master: KeyBytes,
+    /// The master key ring, oldest first (wraps data keys).
+    pub master: Vec<MasterKeyEntry>,
     /// JWT signing key.
     pub jwt: KeyBytes,
     /// The variables that fell back to development key files.
     pub development: Vec<&'static str>,
+}
+
+impl Keys {
+    /// The master key ring, ready for the cipher.
+    pub fn master_ring(&self) -> Result<MasterKeyRing, ConfigError> {
+        let keys = self
+            .master
+            .iter()
+            .map(|entry| match &entry.id {
+                Some(id) => MasterKey::with_id(KeyId(id.clone()), &entry.material),
+                None => MasterKey::derive(&entry.material),
+            })
+            .collect();
+        MasterKeyRing::new(keys).map_err(|err| invalid("SAFEBOX_MASTER_KEYS", err.to_string()))
+    }
 }
 
 fn parse_number<T: std::str::FromStr>(var: &'static str, text: &str) -> Result<T, ConfigError> {
@@ -674,9 +820,14 @@ mod tests {
             first.development,
             ["SAFEBOX_MASTER_KEY", "SAFEBOX_JWT_SECRET"]
         );
-        assert_ne!(first.master.expose(), first.jwt.expose());
+        let master = |keys: &Keys| {
+            assert_eq!(keys.master.len(), 1);
+            assert!(keys.master[0].id.is_none());
+            keys.master[0].material.expose().to_vec()
+        };
+        assert_ne!(master(&first), first.jwt.expose());
         let second = config.resolve_keys().unwrap();
-        assert_eq!(first.master.expose(), second.master.expose());
+        assert_eq!(master(&first), master(&second));
         assert_eq!(first.jwt.expose(), second.jwt.expose());
         #[cfg(unix)]
         {
@@ -718,5 +869,105 @@ mod tests {
         let mut config = Config::defaults("x");
         config.master_key = Some(key);
         assert!(!format!("{config:?}").contains("171"));
+    }
+
+    #[test]
+    fn the_master_key_ring_is_parsed_and_checked() {
+        let a = KeyBytes::new(vec![1; 32]).unwrap().to_base64();
+        let b = KeyBytes::new(vec![2; 32]).unwrap().to_base64();
+        // With a JWT secret set, resolving the keys never writes a development key.
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().display().to_string();
+        let from = |vars: &[(&str, &str)]| {
+            let mut all = vars.to_vec();
+            all.extend([
+                ("SAFEBOX_JWT_SECRET", b.as_str()),
+                ("SAFEBOX_DATA_DIR", &dir),
+            ]);
+            from(&all)
+        };
+        let ring = format!("2026-q3:{}, 2026-q4:{}", a.as_str(), b.as_str());
+        let config = from(&[("SAFEBOX_MASTER_KEYS", &ring)]).unwrap();
+        let ids: Vec<_> = config.master_keys.iter().map(|k| k.id.clone()).collect();
+        assert_eq!(ids, [Some("2026-q3".into()), Some("2026-q4".into())]);
+        let keys = config.resolve_keys().unwrap();
+        assert!(keys.development.is_empty());
+        assert_eq!(keys.master_ring().unwrap().sealing().id().0, "2026-q4");
+
+        // A bare entry is known by the fingerprint SAFEBOX_MASTER_KEY gives it.
+        let bare = from(&[("SAFEBOX_MASTER_KEYS", a.as_str())]).unwrap();
+        let single = from(&[("SAFEBOX_MASTER_KEY", a.as_str())]).unwrap();
+        assert_eq!(
+            bare.resolve_keys()
+                .unwrap()
+                .master_ring()
+                .unwrap()
+                .sealing()
+                .id(),
+            single
+                .resolve_keys()
+                .unwrap()
+                .master_ring()
+                .unwrap()
+                .sealing()
+                .id()
+        );
+
+        let err = |value: &str| {
+            from(&[("SAFEBOX_MASTER_KEYS", value)])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&format!("bad id:{}", a.as_str())).contains("entry 1: a key id"));
+        assert!(err(&format!("k:{},k:{}", a.as_str(), b.as_str())).contains("\"k\" is used twice"));
+        assert!(err(&format!("{},", a.as_str())).contains("entry 2 is empty"));
+        assert!(err("k:c2hvcnQ=").contains("entry 1: must be base64 of at least 32 bytes"));
+        // Never the key in a message.
+        assert!(!err(&format!("bad id:{}", a.as_str())).contains(a.as_str()));
+        let both = from(&[
+            ("SAFEBOX_MASTER_KEY", a.as_str()),
+            ("SAFEBOX_MASTER_KEYS", b.as_str()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("not both"), "{both}");
+        // The same material twice, unnamed, has one fingerprint twice.
+        let twice = from(&[(
+            "SAFEBOX_MASTER_KEYS",
+            &format!("{},{}", a.as_str(), a.as_str()),
+        )])
+        .unwrap();
+        assert!(twice.resolve_keys().unwrap().master_ring().is_err());
+    }
+
+    #[test]
+    fn the_vault_limits_are_read_and_bounded() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.vault_limits(), VaultLimits::default());
+        let config = from(&[
+            ("SAFEBOX_MAX_VERSIONS", "3"),
+            ("SAFEBOX_MAX_SECRET_BYTES", "100"),
+            ("SAFEBOX_MAX_SECRETS_PER_USER", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.vault_limits(),
+            VaultLimits {
+                max_versions: 3,
+                max_value_bytes: 100,
+                max_secrets: 2
+            }
+        );
+        for (var, value) in [
+            ("SAFEBOX_MAX_VERSIONS", "0"),
+            ("SAFEBOX_MAX_VERSIONS", "1001"),
+            ("SAFEBOX_MAX_SECRET_BYTES", "0"),
+            ("SAFEBOX_MAX_SECRET_BYTES", "1048577"),
+            ("SAFEBOX_MAX_SECRETS_PER_USER", "0"),
+            ("SAFEBOX_MAX_SECRETS_PER_USER", "many"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}={value}: {err}");
+        }
     }
 }

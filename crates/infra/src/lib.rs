@@ -16,8 +16,8 @@ mod limits;
 
 pub use breach::EmbeddedBreachList;
 pub use clock::SystemClock;
-pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys, TlsFiles};
-pub use crypto::cipher::{AesGcmSecretCipher, MasterKey};
+pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys, MasterKeyEntry, TlsFiles};
+pub use crypto::cipher::{AesGcmSecretCipher, KeyRingError, MasterKey, MasterKeyRing};
 pub use crypto::hasher::BcryptPasswordHasher;
 pub use crypto::opaque::RandomOpaqueTokens;
 pub use crypto::tokens::{JwtTokenIssuer, TOKEN_AUDIENCE, TOKEN_ISSUER};

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use safebox_domain::ports::{
     AuditLog, Clock, CreateUserError, RefreshRotation, SecretRepository, SessionRepository,
-    UserRepository,
+    UserRepository, VersionWrite, WriteOutcome,
 };
 use safebox_domain::{
     AuditAction, AuditEvent, AuditOutcome, AuditQuery, DataKeyId, Email, KeyId, NewUser, Origin,
-    PasswordHash, Role, SealedData, Secret, SecretName, Session, SessionId, SessionKind, Timestamp,
-    TokenDigest, User, UserData, UserId, Username, WrappedDataKey,
+    PasswordHash, RepoError, Role, SealedData, Secret, SecretName, SecretVersion, Session,
+    SessionId, SessionKind, Timestamp, TokenDigest, User, UserData, UserId, Username,
+    WrappedDataKey,
 };
 use safebox_infra::db::{self, DbPool};
 use safebox_infra::{
@@ -62,17 +63,26 @@ fn new_user(name: &str, email: &str) -> NewUser {
     }
 }
 
-fn secret(owner: UserId, bytes: &[u8], at: i64) -> Secret {
-    Secret {
+/// Writes `bytes` as the next version of `owner`'s secret `default`.
+fn put(store: &Store, owner: UserId, bytes: &[u8], at: i64) -> Result<WriteOutcome, RepoError> {
+    let name = SecretName::default_name();
+    let base = store
+        .secrets
+        .find(&owner, &name)?
+        .map(|secret: Secret| secret.version);
+    store.secrets.write(&VersionWrite {
         owner,
-        name: SecretName::default_name(),
+        name,
+        base,
         sealed: SealedData {
             key_id: KeyId("dk".into()),
             bytes: bytes.to_vec(),
         },
-        created_at: Timestamp(at),
-        updated_at: Timestamp(at),
-    }
+        metadata: None,
+        now: Timestamp(at),
+        keep_versions: 10,
+        max_secrets: 100,
+    })
 }
 
 #[test]
@@ -150,8 +160,8 @@ fn deleting_a_user_takes_its_data_key_secrets_and_sessions() {
     store.users.create(&alice).unwrap();
     store.users.create(&bob).unwrap();
     let id = alice.user.id;
-    store.secrets.upsert(&secret(id, b"sealed", 1)).unwrap();
-    store.secrets.upsert(&secret(bob.user.id, b"b", 1)).unwrap();
+    put(&store, id, b"sealed", 1).unwrap();
+    put(&store, bob.user.id, b"b", 1).unwrap();
     let session = session(id, SessionKind::Bearer, 1_000, 2_000);
     store.sessions.create(&session, &digest("r1")).unwrap();
 
@@ -418,7 +428,7 @@ fn a_data_key_id_clash_rolls_back_the_user_too() {
 }
 
 #[test]
-fn upsert_replaces_the_value_and_keeps_created_at() {
+fn a_new_version_becomes_the_newest_and_keeps_created_at() {
     let store = store();
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
@@ -431,14 +441,15 @@ fn upsert_replaces_the_value_and_keeps_created_at() {
             .is_none()
     );
 
-    store.secrets.upsert(&secret(id, b"first", 100)).unwrap();
-    store.secrets.upsert(&secret(id, b"second", 200)).unwrap();
-    let found = store
+    put(&store, id, b"first", 100).unwrap();
+    put(&store, id, b"second", 200).unwrap();
+    let (found, newest) = store
         .secrets
-        .find(&id, &SecretName::default_name())
+        .read(&id, &SecretName::default_name(), None)
         .unwrap()
         .unwrap();
-    assert_eq!(found.sealed.bytes, b"second");
+    assert_eq!(newest.unwrap().sealed.bytes, b"second");
+    assert_eq!(found.version, SecretVersion(2));
     assert_eq!(found.created_at, Timestamp(100));
     assert_eq!(found.updated_at, Timestamp(200));
 }
@@ -450,10 +461,7 @@ fn secrets_are_per_owner_and_need_an_existing_owner() {
     let bob = new_user("bob", "bob@example.com");
     store.users.create(&alice).unwrap();
     store.users.create(&bob).unwrap();
-    store
-        .secrets
-        .upsert(&secret(alice.user.id, b"alice's", 1))
-        .unwrap();
+    put(&store, alice.user.id, b"alice's", 1).unwrap();
     assert!(
         store
             .secrets
@@ -462,12 +470,7 @@ fn secrets_are_per_owner_and_need_an_existing_owner() {
             .is_none()
     );
     // foreign_keys = ON: a secret for a user that does not exist is refused.
-    assert!(
-        store
-            .secrets
-            .upsert(&secret(UserId::generate(), b"orphan", 1))
-            .is_err()
-    );
+    assert!(put(&store, UserId::generate(), b"orphan", 1).is_err());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The `safebox` command line: `serve`, `migrate`, `keygen` and `admin`.
+//! The `safebox` command line: `serve`, `migrate`, `keygen`, `admin` and `keys`.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -8,11 +8,14 @@ use clap::{Parser, Subcommand};
 use safebox_api::Application;
 use std::sync::Arc;
 
-use safebox_domain::ports::Clock;
-use safebox_domain::usecases::{SetRole, SetRoleError};
+use safebox_domain::ports::{Clock, SecretCipher as _};
+use safebox_domain::usecases::{MasterKeyStatus, RotateKeys, SetRole, SetRoleError};
 use safebox_domain::{Origin, Role, Username};
 use safebox_infra::db::DbPool;
-use safebox_infra::{Config, DieselAuditLog, DieselUserRepository, KeyBytes, SystemClock, db};
+use safebox_infra::{
+    AesGcmSecretCipher, Config, DieselAuditLog, DieselUserRepository, KeyBytes, MasterKeyEntry,
+    SystemClock, db,
+};
 use tracing_subscriber::EnvFilter;
 
 /// safebox: a self-hosted store for passwords, API keys and notes that nobody else
@@ -40,6 +43,35 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Manage the master key ring (SAFEBOX_MASTER_KEYS). See docs/vault.md for the
+    /// rotation runbook.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Print a fresh ring entry `ID:base64` to append to SAFEBOX_MASTER_KEYS.
+    Generate {
+        /// The new key's id: 1-64 characters of letters, digits, '.', '_' and '-'.
+        /// Default: mk-YYYYMMDD-<8 random hex digits>.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Re-wrap every user's data key under the newest master key of the ring.
+    /// Safe while servers serve (every server must already hold the new key);
+    /// interrupt it and run it again to finish.
+    Rotate {
+        /// Data keys re-wrapped per batch.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+    },
+    /// Show how many data keys each master key wraps, and which keys can be
+    /// removed from the ring. Exits 1 if a data key is wrapped by a key the ring
+    /// does not hold.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +142,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 Err(err) => Err(err.into()),
             }
         }
+        Command::Keys { action } => keys(action),
         Command::Migrate => {
             let config = Config::from_env()?;
             init_logging(&config.log)?;
@@ -131,6 +164,96 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn keys(action: KeysAction) -> anyhow::Result<()> {
+    if let KeysAction::Generate { id } = action {
+        let id = match id {
+            Some(id) => id,
+            None => {
+                let random = KeyBytes::generate().context("the operating system's RNG failed")?;
+                let suffix = &random.expose()[..4];
+                let days = SystemClock.now().as_secs().div_euclid(86_400);
+                format!("mk-{}-{}", civil_date(days), hex_lower(suffix))
+            }
+        };
+        let key = KeyBytes::generate().context("the operating system's RNG failed")?;
+        let entry = format!("{id}:{}", key.to_base64().as_str());
+        // Parse it back, so that a bad --id is refused here rather than at start-up.
+        MasterKeyEntry::parse_ring(&entry).map_err(|_| {
+            anyhow::anyhow!("--id must be 1 to 64 characters of letters, digits, '.', '_' and '-'")
+        })?;
+        println!("{entry}");
+        return Ok(());
+    }
+    let config = Config::from_env()?;
+    init_logging(&config.log)?;
+    let pool = open_database(&config)?;
+    db::migrate(&pool)?;
+    let cipher = Arc::new(AesGcmSecretCipher::new(
+        config.resolve_keys()?.master_ring()?,
+    ));
+    let rotate = RotateKeys::new(Arc::new(DieselUserRepository::new(pool)), cipher.clone());
+    match action {
+        KeysAction::Generate { .. } => unreachable!("handled above"),
+        KeysAction::Rotate { batch } => {
+            let sealing = cipher.sealing_key();
+            eprintln!("re-wrapping data keys under master key {sealing}");
+            let rewrapped = rotate.rotate(batch as usize, &mut |progress| {
+                eprintln!(
+                    "rewrapped {}/{} data keys",
+                    progress.rewrapped, progress.total
+                );
+            })?;
+            println!("rotation complete: {rewrapped} data keys re-wrapped under {sealing}");
+            print_status(&rotate.status()?);
+            Ok(())
+        }
+        KeysAction::Status => {
+            let status = rotate.status()?;
+            print_status(&status);
+            if let Some(missing) = status.iter().find(|key| !key.in_ring && key.data_keys > 0) {
+                anyhow::bail!(
+                    "master key {} wraps {} data keys but is not in the ring: those users' secrets cannot be read",
+                    missing.id,
+                    missing.data_keys
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_status(status: &[MasterKeyStatus]) {
+    println!("{:<40} {:>10}  state", "master key", "data keys");
+    for key in status {
+        let state = match (key.in_ring, key.sealing, key.removable()) {
+            (false, _, _) => "NOT IN RING",
+            (true, true, _) => "in ring, seals new data keys",
+            (true, false, true) => "in ring, unused: can be removed",
+            (true, false, false) => "in ring, still needed: run `safebox keys rotate`",
+        };
+        println!("{:<40} {:>10}  {state}", key.id.0, key.data_keys);
+    }
+}
+
+/// `YYYYMMDD` of the day `days` after 1970-01-01 (proleptic Gregorian).
+fn civil_date(days: i64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}")
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Opens the configured database and brings its schema up to date.

@@ -4,7 +4,7 @@ use crate::error::ApiError;
 
 /// Any path safebox does not serve.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("Not found"))
+    Err(ApiError::NotFound("Not found".into()))
 }
 
 /// A served path called with a method it does not take.

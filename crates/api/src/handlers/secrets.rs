@@ -1,10 +1,11 @@
 use actix_web::{HttpResponse, web};
+use safebox_domain::usecases::{Precondition, PutSecret};
 use safebox_domain::{SecretName, SecretValue};
 use serde::{Deserialize, Serialize};
 
 use super::MessageResponse;
 use crate::error::ApiError;
-use crate::extract::{AuthUser, JsonBody, RequestOrigin};
+use crate::extract::{AuthUser, RequestOrigin, SecretBody};
 use crate::state::AppState;
 
 /// `SetSecretRequest` in openapi.yaml. No `Debug`: it holds a secret.
@@ -31,19 +32,21 @@ pub async fn set_secret(
     AuthUser(credential): AuthUser,
     RequestOrigin(origin): RequestOrigin,
     state: web::Data<AppState>,
-    body: JsonBody<SetSecretRequest>,
+    body: SecretBody<SetSecretRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let value = SecretValue::parse(body.secret).map_err(ApiError::too_large)?;
+    let limit = state.vault.limits().max_value_bytes;
+    let put = PutSecret {
+        name: SecretName::default_name(),
+        value: SecretValue::parse(body.secret, limit, "secret").map_err(ApiError::too_large)?,
+        metadata: None,
+        precondition: Precondition::None,
+    };
     let shared = state.clone();
     web::block(move || {
-        shared.set_secret.execute(
-            &credential,
-            &body.username,
-            SecretName::default_name(),
-            &value,
-            &origin,
-        )
+        shared
+            .set_secret
+            .execute(&credential, &body.username, &put, &origin)
     })
     .await??;
     Ok(HttpResponse::Ok().json(MessageResponse::new("Secret set successfully")))

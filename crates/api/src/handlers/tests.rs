@@ -10,15 +10,17 @@ use safebox_domain::ports::{
     AccessToken, CipherError, HashError, IssuedToken, LockoutPolicy, MockAuditLog, MockClock,
     MockOpaqueTokens, MockPasswordHasher, MockSecretCipher, MockSecretRepository,
     MockSessionRepository, MockTokenIssuer, MockUserRepository, Ports, TokenClaims, TokenError,
+    WriteOutcome,
 };
 use safebox_domain::usecases::{
     Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
-    ManageAccount, Refresh, Register, SessionPolicy, SetSecret, WhoAmI,
+    ManageAccount, Refresh, Register, SessionPolicy, SetSecret, Vault, WhoAmI,
 };
 use safebox_domain::{
     DataKeyId, Email, KeyId, OpaqueToken, PasswordHash, PasswordPolicy, RepoError, SealedData,
-    Secret, SecretName, Session, SessionId, SessionKind, Timestamp, TokenDigest, User, UserData,
-    UserId, Username, WrappedDataKey,
+    Secret, SecretMetadata, SecretName, SecretVersion, Session, SessionId, SessionKind,
+    StoredVersion, Timestamp, TokenDigest, User, UserData, UserId, Username, VaultLimits,
+    WrappedDataKey,
 };
 use safebox_infra::{ClientIpSource, MemoryAttemptLimiter};
 use serde_json::{Value, json};
@@ -122,8 +124,9 @@ impl MockPorts {
             register: Register::new(&ports),
             login: Login::new(&ports, LockoutPolicy::default(), SessionPolicy::default()),
             authenticate: Authenticate::new(ports.tokens.clone()),
-            set_secret: SetSecret::new(&ports),
+            set_secret: SetSecret::new(&ports, VaultLimits::default()),
             get_secret: GetSecret::new(&ports),
+            vault: Vault::new(&ports, VaultLimits::default()),
             list_audit: ListAudit::new(&ports),
             who_am_i: WhoAmI::new(&ports),
             manage_account: ManageAccount::new(&ports),
@@ -272,6 +275,20 @@ async fn login_responds_with_the_issued_token() {
     );
 }
 
+/// A live secret at version 1.
+fn stored_secret(owner: UserId, name: SecretName, deleted_at: Option<Timestamp>) -> Secret {
+    Secret {
+        owner,
+        name,
+        version: SecretVersion(1),
+        oldest_version: SecretVersion(1),
+        metadata: SecretMetadata::default(),
+        created_at: Timestamp(1),
+        updated_at: Timestamp(1),
+        deleted_at,
+    }
+}
+
 #[actix_web::test]
 async fn a_tampered_ciphertext_is_an_opaque_500_never_a_value() {
     let mut ports = MockPorts::authenticated();
@@ -279,22 +296,23 @@ async fn a_tampered_ciphertext_is_an_opaque_500_never_a_value() {
         .users
         .expect_find_with_data_key()
         .returning(|_| Ok(Some((alice(), Some(data_key())))));
-    ports.secrets.expect_find().returning(|owner, name| {
-        Ok(Some(Secret {
-            owner: *owner,
-            name: name.clone(),
-            sealed: SealedData {
-                key_id: KeyId("dk".into()),
-                bytes: b"garbage".to_vec(),
-            },
-            created_at: Timestamp(1),
-            updated_at: Timestamp(1),
-        }))
+    ports.secrets.expect_read().returning(|owner, name, _| {
+        Ok(Some((
+            stored_secret(*owner, name.clone(), None),
+            Some(StoredVersion {
+                version: SecretVersion(1),
+                sealed: SealedData {
+                    key_id: KeyId("dk".into()),
+                    bytes: b"garbage".to_vec(),
+                },
+                created_at: Timestamp(1),
+            }),
+        )))
     });
     ports
         .cipher
         .expect_open()
-        .returning(|_, _, _, _| Err(CipherError::Integrity));
+        .returning(|_, _, _, _, _| Err(CipherError::Integrity));
     let (status, body) = call(ports, get_secret_request()).await;
     assert_eq!(status, 500);
     assert_eq!(body, json!({ "detail": "internal server error" }));
@@ -310,17 +328,36 @@ async fn set_secret_seals_under_the_default_name() {
     ports
         .cipher
         .expect_seal()
-        .withf(|_, owner, name, value| {
-            *owner == alice().id && *name == SecretName::default_name() && value.expose() == "v"
+        .withf(|_, owner, name, version, value| {
+            *owner == alice().id
+                && *name == SecretName::default_name()
+                && *version == SecretVersion(1)
+                && value.expose() == "v"
         })
         .times(1)
-        .returning(|_, _, _, _| {
+        .returning(|_, _, _, _, _| {
             Ok(SealedData {
                 key_id: KeyId("dk".into()),
                 bytes: vec![9],
             })
         });
-    ports.secrets.expect_upsert().times(1).returning(|_| Ok(()));
+    ports
+        .secrets
+        .expect_find()
+        .times(1)
+        .returning(|_, _| Ok(None));
+    ports
+        .secrets
+        .expect_write()
+        .withf(|write| write.base.is_none() && write.sealed.bytes == [9])
+        .times(1)
+        .returning(|write| {
+            Ok(WriteOutcome::Written(stored_secret(
+                write.owner,
+                write.name.clone(),
+                None,
+            )))
+        });
     let request = test::TestRequest::post()
         .uri("/set_secret")
         .insert_header(("Authorization", "Bearer valid"))

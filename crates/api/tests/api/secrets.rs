@@ -65,7 +65,7 @@ async fn an_empty_secret_is_stored_and_the_16_kib_limit_is_enforced() {
     )
     .await;
 
-    let largest = "s".repeat(16 * 1024);
+    let largest = "s".repeat(64 * 1024);
     assert_eq!(
         app.set_secret(&token, "user1", &largest).await.status(),
         200
@@ -75,11 +75,11 @@ async fn an_empty_secret_is_stored_and_the_16_kib_limit_is_enforced() {
         .await;
     assert_eq!(
         detail(response, 413).await,
-        "secret: must be at most 16384 bytes"
+        "secret: must be at most 65536 bytes"
     );
     // The refused write left the previous value in place.
     let got: Value = app.get_secret(&token, "user1").await.json().await.unwrap();
-    assert_eq!(got["secret"].as_str().unwrap().len(), 16 * 1024);
+    assert_eq!(got["secret"].as_str().unwrap().len(), 64 * 1024);
 }
 
 #[tokio::test]

@@ -1,43 +1,12 @@
 use super::caller_owning;
-use crate::ports::{CipherError, Ports};
-use crate::{
-    AuditAction, AuditEvent, AuditOutcome, Credential, Origin, RepoError, SecretName, SecretValue,
-    User, WrappedDataKey,
-};
+use super::vault::{audit, read_version};
+use crate::ports::Ports;
+use crate::{AuditAction, Credential, Origin, SecretName, SecretValue};
 
-/// Why a secret could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum GetSecretError {
-    /// The caller's account is gone, or the claimed username is not the caller's.
-    #[error("not authorized")]
-    NotAuthorized,
-    /// The caller has no secret of that name.
-    #[error("secret not found")]
-    NotFound,
-    /// The account exists but has no data key: the store is inconsistent.
-    #[error("the account has no data key")]
-    MissingDataKey,
-    /// The stored ciphertext failed authentication: it was altered or moved.
-    #[error("stored secret failed its integrity check")]
-    Integrity,
-    /// Opening failed for another reason (for example an unknown master key).
-    #[error(transparent)]
-    Cipher(CipherError),
-    /// The store failed.
-    #[error(transparent)]
-    Repository(#[from] RepoError),
-}
+pub use super::vault::VaultError as GetSecretError;
 
-impl From<CipherError> for GetSecretError {
-    fn from(err: CipherError) -> Self {
-        match err {
-            CipherError::Integrity => Self::Integrity,
-            other => Self::Cipher(other),
-        }
-    }
-}
-
-/// Reads and opens one of the caller's own secrets. Audited as `secret.read`.
+/// Reads and opens the newest version of one of the caller's own secrets: the
+/// single-secret route's read. Audited as `secret.read`.
 pub struct GetSecret {
     ports: Ports,
 }
@@ -61,92 +30,98 @@ impl GetSecret {
     ) -> Result<SecretValue, GetSecretError> {
         let now = self.ports.clock.now();
         let (who, result) = match caller_owning(&self.ports, credential, claimed_username, now) {
-            Ok(Some((user, key))) => (Some(user.id), self.read(&user, key, name)),
+            Ok(Some((user, key))) => (
+                Some(user.id),
+                read_version(&self.ports, user.id, key, name, None).map(|opened| opened.value),
+            ),
             Ok(None) => (
                 credential.claimed_user(),
                 Err(GetSecretError::NotAuthorized),
             ),
             Err(err) => (None, Err(err.into())),
         };
-        let outcome = match &result {
-            Ok(_) => Some(AuditOutcome::Success),
-            Err(GetSecretError::NotAuthorized | GetSecretError::NotFound) => {
-                Some(AuditOutcome::Failure)
-            }
-            Err(_) => None,
-        };
-        if let Some(outcome) = outcome {
-            self.ports.audit.record(AuditEvent::new(
-                now,
-                origin,
-                who,
-                AuditAction::SecretRead,
-                outcome,
-            ));
-        }
+        audit(
+            &self.ports,
+            now,
+            origin,
+            who,
+            AuditAction::SecretRead,
+            &result,
+        );
         result
-    }
-
-    fn read(
-        &self,
-        user: &User,
-        key: Option<WrappedDataKey>,
-        name: &SecretName,
-    ) -> Result<SecretValue, GetSecretError> {
-        let secret = self
-            .ports
-            .secrets
-            .find(&user.id, name)?
-            .ok_or(GetSecretError::NotFound)?;
-        let key = key.ok_or(GetSecretError::MissingDataKey)?;
-        Ok(self
-            .ports
-            .cipher
-            .open(&key, &user.id, name, &secret.sealed)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockSecretCipher, MockSecretRepository, MockUserRepository};
+    use crate::ports::{CipherError, MockSecretCipher, MockSecretRepository, MockUserRepository};
     use crate::usecases::fixtures::{
         Mocks, RecordingAudit, boom, credential, data_key, session_for, user,
     };
-    use crate::{KeyId, SealedData, Secret, Timestamp, User, UserId};
+    use crate::{
+        AuditOutcome, KeyId, RepoError, SealedData, Secret, SecretMetadata, SecretVersion,
+        StoredVersion, Timestamp, User, UserId,
+    };
 
-    fn happy() -> (Mocks, User) {
+    fn stored(owner: UserId, deleted: bool) -> (Secret, Option<StoredVersion>) {
+        let secret = Secret {
+            owner,
+            name: SecretName::default_name(),
+            version: SecretVersion(3),
+            oldest_version: SecretVersion(1),
+            metadata: SecretMetadata::default(),
+            created_at: Timestamp(1),
+            updated_at: Timestamp(2),
+            deleted_at: deleted.then_some(Timestamp(3)),
+        };
+        let version = StoredVersion {
+            version: SecretVersion(3),
+            sealed: SealedData {
+                key_id: KeyId("dk".into()),
+                bytes: b"sealed-v3".to_vec(),
+            },
+            created_at: Timestamp(2),
+        };
+        (secret, Some(version))
+    }
+
+    /// Alice's `default` secret is at version 3 (soft-deleted if `deleted`); the
+    /// cipher opens exactly that version with her key.
+    fn happy_with(deleted: bool) -> (Mocks, User) {
         let alice = user("alice");
         let owner = alice.id;
+        let key = data_key();
         let mut mocks = Mocks::default();
-        let found = alice.clone();
+        let (found, found_key) = (alice.clone(), key.clone());
         mocks
             .users
             .expect_find_with_data_key()
             .withf(move |id| *id == owner)
-            .returning(move |_| Ok(Some((found.clone(), Some(data_key())))));
+            .returning(move |_| Ok(Some((found.clone(), Some(found_key.clone())))));
         mocks
             .secrets
-            .expect_find()
-            .withf(move |id, name| *id == owner && name.as_str() == "default")
-            .returning(move |_, name| {
-                Ok(Some(Secret {
-                    owner,
-                    name: name.clone(),
-                    sealed: SealedData {
-                        key_id: KeyId("dk".into()),
-                        bytes: b"sealed".to_vec(),
-                    },
-                    created_at: Timestamp(1),
-                    updated_at: Timestamp(1),
-                }))
-            });
+            .expect_read()
+            .withf(move |id, name, version| {
+                *id == owner && name.as_str() == "default" && version.is_none()
+            })
+            .returning(move |owner, _, _| Ok(Some(stored(*owner, deleted))));
         mocks
             .cipher
             .expect_open()
-            .withf(move |_, id, _, sealed| *id == owner && sealed.bytes == b"sealed")
-            .returning(|_, _, _, _| Ok(SecretValue::from_decrypted("launch codes".into())));
+            .withf(move |used, id, name, version, sealed| {
+                *used == key
+                    && *id == owner
+                    && name.as_str() == "default"
+                    && *version == SecretVersion(3)
+                    && sealed.bytes == b"sealed-v3"
+            })
+            .returning(|_, _, _, _, _| Ok(SecretValue::from_decrypted("launch codes".into())));
         (mocks, alice)
+    }
+
+    fn happy() -> (Mocks, User) {
+        happy_with(false)
     }
 
     fn run(
@@ -165,10 +140,14 @@ mod tests {
         (result, audit)
     }
 
+    fn read_failure(caller: UserId) -> Vec<(AuditAction, AuditOutcome, Option<UserId>)> {
+        vec![(AuditAction::SecretRead, AuditOutcome::Failure, Some(caller))]
+    }
+
     #[test]
-    fn returns_the_opened_value_and_audits_the_read() {
+    fn returns_the_opened_newest_value_and_audits_the_read() {
         let (mocks, alice) = happy();
-        let (result, audit) = run(mocks, alice.id, "alice");
+        let (result, audit) = run(mocks, alice.id, "Alice");
         assert_eq!(result.unwrap().expose(), "launch codes");
         assert_eq!(
             audit.recorded(),
@@ -178,6 +157,7 @@ mod tests {
                 Some(alice.id)
             )]
         );
+        assert_eq!(audit.events()[0].client_ip.as_deref(), Some("203.0.113.5"));
     }
 
     #[test]
@@ -185,14 +165,7 @@ mod tests {
         let (mocks, alice) = happy();
         let (result, audit) = run(mocks, alice.id, "bob");
         assert!(matches!(result, Err(GetSecretError::NotAuthorized)));
-        assert_eq!(
-            audit.recorded(),
-            [(
-                AuditAction::SecretRead,
-                AuditOutcome::Failure,
-                Some(alice.id)
-            )]
-        );
+        assert_eq!(audit.recorded(), read_failure(alice.id));
         let (mocks, alice) = happy();
         assert!(matches!(
             run(mocks, alice.id, "").0,
@@ -208,21 +181,29 @@ mod tests {
             .users
             .expect_find_with_data_key()
             .returning(|_| Ok(None));
-        assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(GetSecretError::NotAuthorized)
-        ));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(GetSecretError::NotAuthorized)));
+        assert_eq!(audit.recorded(), read_failure(alice.id));
     }
 
     #[test]
     fn no_secret_is_not_found() {
         let (mut mocks, alice) = happy();
         mocks.secrets = MockSecretRepository::new();
-        mocks.secrets.expect_find().returning(|_, _| Ok(None));
-        assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(GetSecretError::NotFound)
-        ));
+        mocks.secrets.expect_read().returning(|_, _, _| Ok(None));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(GetSecretError::NotFound)));
+        assert_eq!(audit.recorded(), read_failure(alice.id));
+    }
+
+    #[test]
+    fn a_soft_deleted_secret_is_not_found_and_never_opened() {
+        let (mut mocks, alice) = happy_with(true);
+        // Opening would panic the mock.
+        mocks.cipher = MockSecretCipher::new();
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(GetSecretError::NotFound)));
+        assert_eq!(audit.recorded(), read_failure(alice.id));
     }
 
     #[test]
@@ -234,10 +215,9 @@ mod tests {
             .users
             .expect_find_with_data_key()
             .returning(move |_| Ok(Some((found.clone(), None))));
-        assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(GetSecretError::MissingDataKey)
-        ));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(GetSecretError::MissingDataKey)));
+        assert!(audit.recorded().is_empty());
     }
 
     #[test]
@@ -247,7 +227,8 @@ mod tests {
         mocks
             .cipher
             .expect_open()
-            .returning(|_, _, _, _| Err(CipherError::Integrity));
+            .times(1)
+            .returning(|_, _, _, _, _| Err(CipherError::Integrity));
         let (result, audit) = run(mocks, alice.id, "alice");
         assert!(matches!(result, Err(GetSecretError::Integrity)));
         assert!(audit.recorded().is_empty());
@@ -257,11 +238,13 @@ mod tests {
         mocks
             .cipher
             .expect_open()
-            .returning(|_, _, _, _| Err(CipherError::UnknownKey(KeyId("old".into()))));
+            .returning(|_, _, _, _, _| Err(CipherError::UnknownKey(KeyId("old".into()))));
+        let (result, audit) = run(mocks, alice.id, "alice");
         assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(GetSecretError::Cipher(_))
+            result,
+            Err(GetSecretError::Cipher(CipherError::UnknownKey(KeyId(ref id)))) if id == "old"
         ));
+        assert!(audit.recorded().is_empty());
     }
 
     #[test]
@@ -270,11 +253,24 @@ mod tests {
         mocks.secrets = MockSecretRepository::new();
         mocks
             .secrets
-            .expect_find()
-            .returning(|_, _| Err(RepoError::Unavailable(boom())));
+            .expect_read()
+            .returning(|_, _, _| Err(RepoError::Unavailable(boom())));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(
+            result,
+            Err(GetSecretError::Repository(RepoError::Unavailable(_)))
+        ));
+        assert!(audit.recorded().is_empty());
+
+        let (mut mocks, alice) = happy();
+        mocks.users = MockUserRepository::new();
+        mocks
+            .users
+            .expect_find_with_data_key()
+            .returning(|_| Err(RepoError::internal(boom())));
         assert!(matches!(
             run(mocks, alice.id, "alice").0,
-            Err(GetSecretError::Repository(_))
+            Err(GetSecretError::Repository(RepoError::Internal(_)))
         ));
     }
 }

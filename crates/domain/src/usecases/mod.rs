@@ -9,17 +9,20 @@ mod accounts;
 mod authenticate;
 mod change_password;
 mod get_secret;
+mod keys;
 mod list_audit;
 mod login;
 mod register;
 mod sessions;
 mod set_role;
 mod set_secret;
+mod vault;
 
 pub use accounts::{ManageAccount, ManageAccountError};
 pub use authenticate::{Authenticate, AuthenticateError};
 pub use change_password::{ChangePassword, ChangePasswordError};
 pub use get_secret::{GetSecret, GetSecretError};
+pub use keys::{MasterKeyStatus, RotateKeys, RotateKeysError, RotationProgress};
 pub use list_audit::{ListAudit, ListAuditError, MAX_AUDIT_PAGE};
 pub use login::{
     Login, LoginCommand, LoginError, LoginIdentifier, LoginSuccess, SessionCredentials,
@@ -31,6 +34,7 @@ pub use sessions::{
 };
 pub use set_role::{SetRole, SetRoleError};
 pub use set_secret::{SetSecret, SetSecretError};
+pub use vault::{OpenedSecret, Precondition, PutSecret, SecretPage, Vault, VaultError, Written};
 
 use crate::ports::Ports;
 use crate::{Credential, RepoError, Session, Timestamp, User, Username, WrappedDataKey};

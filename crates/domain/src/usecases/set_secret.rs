@@ -1,131 +1,148 @@
 use super::caller_owning;
-use crate::ports::{CipherError, Ports};
-use crate::{
-    AuditAction, AuditEvent, AuditOutcome, Credential, Origin, RepoError, Secret, SecretName,
-    SecretValue, Timestamp, User, WrappedDataKey,
-};
+use super::vault::{PutSecret, audit, write_version};
+use crate::ports::Ports;
+use crate::{AuditAction, Credential, Origin, VaultLimits};
 
-/// Why a secret could not be stored.
-#[derive(Debug, thiserror::Error)]
-pub enum SetSecretError {
-    /// The caller's account is gone, or the claimed username is not the caller's.
-    #[error("not authorized")]
-    NotAuthorized,
-    /// The account exists but has no data key: the store is inconsistent.
-    #[error("the account has no data key")]
-    MissingDataKey,
-    /// Sealing failed (including a data key that does not unwrap).
-    #[error(transparent)]
-    Cipher(#[from] CipherError),
-    /// The store failed.
-    #[error(transparent)]
-    Repository(#[from] RepoError),
-}
+pub use super::vault::VaultError as SetSecretError;
 
-/// Seals and stores one of the caller's own secrets, replacing its previous value.
-/// Audited as `secret.write`.
+/// Seals and stores the caller's secret, as the next version of it: the
+/// single-secret route's write. Audited as `secret.write`.
 pub struct SetSecret {
     ports: Ports,
+    limits: VaultLimits,
 }
 
 impl SetSecret {
     /// Builds the use case.
-    pub fn new(ports: &Ports) -> Self {
+    pub fn new(ports: &Ports, limits: VaultLimits) -> Self {
         Self {
             ports: ports.clone(),
+            limits,
         }
     }
 
-    /// Stores `value` as the caller's secret `name`. `claimed_username` is the
-    /// username the client sent; it must be the caller's own.
+    /// Stores `put.value` as the next version of the caller's secret `put.name`.
+    /// `claimed_username` is the username the client sent; it must be the
+    /// caller's own.
     pub fn execute(
         &self,
         credential: &Credential,
         claimed_username: &str,
-        name: SecretName,
-        value: &SecretValue,
+        put: &PutSecret,
         origin: &Origin,
     ) -> Result<(), SetSecretError> {
         let now = self.ports.clock.now();
         let (who, result) = match caller_owning(&self.ports, credential, claimed_username, now) {
-            Ok(Some((user, key))) => (Some(user.id), self.store(&user, key, name, value, now)),
+            Ok(Some((user, key))) => (
+                Some(user.id),
+                key.ok_or(SetSecretError::MissingDataKey).and_then(|key| {
+                    write_version(&self.ports, &self.limits, user.id, &key, put, now).map(drop)
+                }),
+            ),
             Ok(None) => (
                 credential.claimed_user(),
                 Err(SetSecretError::NotAuthorized),
             ),
             Err(err) => (None, Err(err.into())),
         };
-        let outcome = match &result {
-            Ok(()) => Some(AuditOutcome::Success),
-            Err(SetSecretError::NotAuthorized) => Some(AuditOutcome::Failure),
-            Err(_) => None,
-        };
-        if let Some(outcome) = outcome {
-            self.ports.audit.record(AuditEvent::new(
-                now,
-                origin,
-                who,
-                AuditAction::SecretWrite,
-                outcome,
-            ));
-        }
+        audit(
+            &self.ports,
+            now,
+            origin,
+            who,
+            AuditAction::SecretWrite,
+            &result,
+        );
         result
-    }
-
-    fn store(
-        &self,
-        user: &User,
-        key: Option<WrappedDataKey>,
-        name: SecretName,
-        value: &SecretValue,
-        now: Timestamp,
-    ) -> Result<(), SetSecretError> {
-        let key = key.ok_or(SetSecretError::MissingDataKey)?;
-        let sealed = self.ports.cipher.seal(&key, &user.id, &name, value)?;
-        self.ports.secrets.upsert(&Secret {
-            owner: user.id,
-            name,
-            sealed,
-            created_at: now,
-            updated_at: now,
-        })?;
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
-    use crate::ports::{MockSecretCipher, MockUserRepository};
+    use crate::ports::{CipherError, MockSecretCipher, MockSecretRepository, MockUserRepository};
+    use crate::ports::{VersionWrite, WriteOutcome};
+    use crate::usecases::Precondition;
     use crate::usecases::fixtures::{
         Mocks, RecordingAudit, boom, credential, data_key, session_for, user,
     };
-    use crate::{KeyId, SealedData, Timestamp, User, UserId};
+    use crate::{
+        AuditOutcome, KeyId, RepoError, SealedData, Secret, SecretMetadata, SecretName,
+        SecretValue, SecretVersion, Timestamp, User, UserId,
+    };
 
-    fn happy() -> (Mocks, User) {
+    const LIMITS: VaultLimits = VaultLimits {
+        max_versions: 4,
+        max_value_bytes: 100,
+        max_secrets: 25,
+    };
+
+    /// The sealed bytes the mocked cipher gives version `version`.
+    fn sealed_for(version: SecretVersion) -> SealedData {
+        SealedData {
+            key_id: KeyId("dk".into()),
+            bytes: format!("sealed-v{version}").into_bytes(),
+        }
+    }
+
+    fn stored(owner: UserId, version: u64, deleted: bool) -> Secret {
+        Secret {
+            owner,
+            name: SecretName::default_name(),
+            version: SecretVersion(version),
+            oldest_version: SecretVersion(1),
+            metadata: SecretMetadata::default(),
+            created_at: Timestamp(1),
+            updated_at: Timestamp(2),
+            deleted_at: deleted.then_some(Timestamp(3)),
+        }
+    }
+
+    /// Alice with a data key; her `default` secret is `current`; the cipher seals
+    /// "launch codes" with her key for whatever version it is asked.
+    fn happy(current: impl FnOnce(UserId) -> Option<Secret>) -> (Mocks, User) {
         let alice = user("alice");
+        let owner = alice.id;
+        let current = current(owner);
+        let key = data_key();
         let mut mocks = Mocks {
             now: Timestamp(7),
             ..Mocks::default()
         };
-        let found = alice.clone();
+        let (found, found_key) = (alice.clone(), key.clone());
         mocks
             .users
             .expect_find_with_data_key()
-            .returning(move |_| Ok(Some((found.clone(), Some(data_key())))));
+            .withf(move |id| *id == owner)
+            .returning(move |_| Ok(Some((found.clone(), Some(found_key.clone())))));
+        mocks
+            .secrets
+            .expect_find()
+            .withf(move |id, name| *id == owner && name.as_str() == "default")
+            .returning(move |_, _| Ok(current.clone()));
+        let expected_key = key.clone();
         mocks
             .cipher
             .expect_seal()
-            .withf(|_, _, name, value| {
-                name.as_str() == "default" && value.expose() == "launch codes"
+            .withf(move |key, id, name, _, value| {
+                *key == expected_key
+                    && *id == owner
+                    && name.as_str() == "default"
+                    && value.expose() == "launch codes"
             })
-            .returning(|key, _, _, _| {
-                Ok(SealedData {
-                    key_id: key.id.as_key_id(),
-                    bytes: b"sealed".to_vec(),
-                })
-            });
+            .returning(|_, _, _, version, _| Ok(sealed_for(version)));
         (mocks, alice)
+    }
+
+    fn put() -> PutSecret {
+        PutSecret {
+            name: SecretName::default_name(),
+            value: SecretValue::parse("launch codes".into(), 100, "secret").unwrap(),
+            metadata: None,
+            precondition: Precondition::None,
+        }
     }
 
     fn run(
@@ -135,33 +152,53 @@ mod tests {
     ) -> (Result<(), SetSecretError>, RecordingAudit) {
         let session = session_for(caller);
         let (ports, audit) = mocks.with_session(&session).ports();
-        let result = SetSecret::new(&ports).execute(
+        let result = SetSecret::new(&ports, LIMITS).execute(
             &credential(&session),
             claimed,
-            SecretName::default_name(),
-            &SecretValue::parse("launch codes".into()).unwrap(),
+            &put(),
             &Origin::ip("203.0.113.5"),
         );
         (result, audit)
     }
 
-    #[test]
-    fn seals_and_stores_under_the_callers_id_and_audits_the_write() {
-        let (mut mocks, alice) = happy();
-        let owner = alice.id;
+    /// Expects exactly one write, remembers it and answers `outcome`.
+    fn expect_one_write(mocks: &mut Mocks, outcome: WriteOutcome) -> Arc<Mutex<Vec<VersionWrite>>> {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&writes);
         mocks
             .secrets
-            .expect_upsert()
-            .withf(move |secret| {
-                secret.owner == owner
-                    && secret.name.as_str() == "default"
-                    && secret.sealed.bytes == b"sealed"
-                    && secret.updated_at == Timestamp(7)
-            })
+            .expect_write()
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(move |write| {
+                seen.lock().unwrap().push(write.clone());
+                Ok(outcome.clone())
+            });
+        writes
+    }
+
+    #[test]
+    fn seals_and_stores_the_next_version_under_the_callers_id_and_audits_the_write() {
+        let (mut mocks, alice) = happy(|_| None);
+        let writes = expect_one_write(
+            &mut mocks,
+            WriteOutcome::Written(stored(alice.id, 3, false)),
+        );
         let (result, audit) = run(mocks, alice.id, "Alice");
         result.unwrap();
+        // A first write creates version 1.
+        assert_eq!(
+            *writes.lock().unwrap(),
+            [VersionWrite {
+                owner: alice.id,
+                name: SecretName::default_name(),
+                base: None,
+                sealed: sealed_for(SecretVersion(1)),
+                metadata: None,
+                now: Timestamp(7),
+                keep_versions: 4,
+                max_secrets: 25,
+            }]
+        );
         assert_eq!(
             audit.recorded(),
             [(
@@ -170,12 +207,29 @@ mod tests {
                 Some(alice.id)
             )]
         );
+
+        // Later writes add a version on top of the newest, also to a deleted secret.
+        for deleted in [false, true] {
+            let (mut mocks, alice) = happy(|owner| Some(stored(owner, 6, deleted)));
+            let writes = expect_one_write(
+                &mut mocks,
+                WriteOutcome::Written(stored(alice.id, 7, false)),
+            );
+            let (result, _) = run(mocks, alice.id, "alice");
+            result.unwrap();
+            let writes = writes.lock().unwrap();
+            assert_eq!(writes.len(), 1);
+            assert_eq!(writes[0].base, Some(SecretVersion(6)));
+            assert_eq!(writes[0].version(), SecretVersion(7));
+            assert_eq!(writes[0].sealed, sealed_for(SecretVersion(7)));
+            assert_eq!(writes[0].metadata, None);
+        }
     }
 
     #[test]
     fn another_users_name_is_not_authorized_nothing_is_written_and_it_is_audited() {
-        let (mocks, alice) = happy();
-        // No upsert expectation: a write would panic the mock.
+        let (mocks, alice) = happy(|_| None);
+        // No write expectation: a write would panic the mock.
         let (result, audit) = run(mocks, alice.id, "bob");
         assert!(matches!(result, Err(SetSecretError::NotAuthorized)));
         assert_eq!(
@@ -186,7 +240,7 @@ mod tests {
                 Some(alice.id)
             )]
         );
-        let (mocks, alice) = happy();
+        let (mocks, alice) = happy(|_| None);
         assert!(matches!(
             run(mocks, alice.id, "not a name").0,
             Err(SetSecretError::NotAuthorized)
@@ -195,64 +249,103 @@ mod tests {
 
     #[test]
     fn a_deleted_caller_is_not_authorized() {
-        let (mut mocks, alice) = happy();
+        let (mut mocks, alice) = happy(|_| None);
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_with_data_key()
             .returning(|_| Ok(None));
-        assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(SetSecretError::NotAuthorized)
-        ));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(SetSecretError::NotAuthorized)));
+        assert_eq!(
+            audit.recorded(),
+            [(
+                AuditAction::SecretWrite,
+                AuditOutcome::Failure,
+                Some(alice.id)
+            )]
+        );
     }
 
     #[test]
     fn a_missing_data_key_is_reported() {
-        let (mut mocks, alice) = happy();
+        let (mut mocks, alice) = happy(|_| None);
         let found = alice.clone();
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_with_data_key()
             .returning(move |_| Ok(Some((found.clone(), None))));
-        assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(SetSecretError::MissingDataKey)
-        ));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(SetSecretError::MissingDataKey)));
+        assert!(audit.recorded().is_empty());
+    }
+
+    #[test]
+    fn too_many_secrets_is_refused_and_audited() {
+        let (mut mocks, alice) = happy(|_| None);
+        let writes = expect_one_write(&mut mocks, WriteOutcome::TooManySecrets);
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(SetSecretError::TooManySecrets(25))));
+        assert_eq!(writes.lock().unwrap()[0].max_secrets, 25);
+        assert_eq!(
+            audit.recorded(),
+            [(
+                AuditAction::SecretWrite,
+                AuditOutcome::Failure,
+                Some(alice.id)
+            )]
+        );
     }
 
     #[test]
     fn cipher_and_storage_failures_are_reported_and_not_audited() {
-        let (mut mocks, alice) = happy();
+        let (mut mocks, alice) = happy(|_| None);
         mocks.cipher = MockSecretCipher::new();
         mocks
             .cipher
             .expect_seal()
-            .returning(|_, _, _, _| Err(CipherError::UnknownKey(KeyId("gone".into()))));
+            .returning(|_, _, _, _, _| Err(CipherError::UnknownKey(KeyId("gone".into()))));
         let (result, audit) = run(mocks, alice.id, "alice");
-        assert!(matches!(result, Err(SetSecretError::Cipher(_))));
+        assert!(matches!(
+            result,
+            Err(SetSecretError::Cipher(CipherError::UnknownKey(KeyId(ref id)))) if id == "gone"
+        ));
         assert!(audit.recorded().is_empty());
 
-        let (mut mocks, alice) = happy();
+        let (mut mocks, alice) = happy(|_| None);
         mocks
             .secrets
-            .expect_upsert()
+            .expect_write()
             .returning(|_| Err(RepoError::Unavailable(boom())));
+        let (result, audit) = run(mocks, alice.id, "alice");
         assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(SetSecretError::Repository(_))
+            result,
+            Err(SetSecretError::Repository(RepoError::Unavailable(_)))
         ));
+        assert!(audit.recorded().is_empty());
 
-        let (mut mocks, alice) = happy();
+        let (mut mocks, alice) = happy(|_| None);
+        mocks.secrets = MockSecretRepository::new();
+        mocks
+            .secrets
+            .expect_find()
+            .returning(|_, _| Err(RepoError::internal(boom())));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(
+            result,
+            Err(SetSecretError::Repository(RepoError::Internal(_)))
+        ));
+        assert!(audit.recorded().is_empty());
+
+        let (mut mocks, alice) = happy(|_| None);
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_with_data_key()
             .returning(|_| Err(RepoError::internal(boom())));
-        assert!(matches!(
-            run(mocks, alice.id, "alice").0,
-            Err(SetSecretError::Repository(_))
-        ));
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(matches!(result, Err(SetSecretError::Repository(_))));
+        assert!(audit.recorded().is_empty());
     }
 }

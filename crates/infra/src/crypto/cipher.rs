@@ -1,13 +1,21 @@
 //! AES-256-GCM envelope encryption.
 //!
 //! Sealed layout (both for wrapped data keys and for secrets):
-//! `version (1 byte = 1) || nonce (12 bytes) || ciphertext || tag (16 bytes)`.
+//! `format (1 byte) || nonce (12 bytes) || ciphertext || tag (16 bytes)`.
 //!
 //! Associated data binds every ciphertext to where it belongs:
-//! - a wrapped data key to its owner and its own id;
-//! - a secret to its owner, the data key that sealed it, and its name.
+//! - a wrapped data key (format 1) to its owner and its own id;
+//! - a secret version (format 2) to its owner, the data key that sealed it, its
+//!   name and its version number;
+//! - a secret sealed before versions existed (format 1) to its owner, data key and
+//!   name; it opens only as version 1, which is what the migration made it.
 //!
-//! so a ciphertext copied into another row, for another user or name, fails to open.
+//! so a ciphertext copied into another row, for another user, name or version,
+//! fails to open: a stolen database cannot be edited to roll a secret back to an
+//! older value without the integrity check noticing.
+//!
+//! Master keys form a ring: the newest wraps new data keys, and every key of the
+//! ring unwraps the data keys it wrapped, so keys rotate without downtime.
 
 use std::fmt;
 
@@ -16,22 +24,26 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use safebox_domain::ports::{CipherError, SecretCipher};
 use safebox_domain::{
-    DataKeyId, KeyId, SealedData, SecretName, SecretValue, UserId, WrappedDataKey,
+    DataKeyId, KeyId, SealedData, SecretName, SecretValue, SecretVersion, UserId, WrappedDataKey,
 };
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::KeyBytes;
 
+/// Wrapped data keys, and secrets sealed before versions existed.
 const FORMAT_V1: u8 = 1;
+/// Secret versions: the version number is part of the associated data.
+const FORMAT_V2: u8 = 2;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const DATA_KEY_AAD: &[u8] = b"safebox/v1/data-key\0";
 const SECRET_AAD: &[u8] = b"safebox/v1/secret\0";
+const SECRET_VERSION_AAD: &[u8] = b"safebox/v2/secret\0";
 
 /// A master key: an AES-256-GCM key derived from operator-supplied material with
-/// HKDF-SHA256, and a key id derived the same way (so the id is stable for the
-/// same material and reveals nothing about the key).
+/// HKDF-SHA256, and its id: the operator's, or a fingerprint derived the same way
+/// (stable for the same material, and revealing nothing about the key).
 pub struct MasterKey {
     id: KeyId,
     aead: Aes256Gcm,
@@ -46,25 +58,84 @@ impl fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// Derives the master key from `material` (at least 32 bytes).
+    /// Derives the master key from `material` (at least 32 bytes), with the
+    /// fingerprint id `mk-<16 hex digits>`.
     pub fn derive(material: &KeyBytes) -> Self {
-        let hkdf = Hkdf::<Sha256>::new(Some(b"safebox master key"), material.expose());
-        let mut key = Zeroizing::new([0_u8; 32]);
+        let hkdf = Self::hkdf(material);
         let mut id = [0_u8; 8];
-        // Both lengths are far below HKDF-SHA256's 8160-byte limit.
-        hkdf.expand(b"aes-256-gcm key v1", key.as_mut())
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        // Far below HKDF-SHA256's 8160-byte limit.
         hkdf.expand(b"key id v1", &mut id)
             .expect("8 bytes is a valid HKDF-SHA256 output length");
+        Self::with_id(KeyId(format!("mk-{}", hex::encode(id))), material)
+    }
+
+    /// Derives the master key from `material`, known by the operator's `id`.
+    pub fn with_id(id: KeyId, material: &KeyBytes) -> Self {
+        let mut key = Zeroizing::new([0_u8; 32]);
+        Self::hkdf(material)
+            .expand(b"aes-256-gcm key v1", key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         Self {
-            id: KeyId(format!("mk-{}", hex::encode(id))),
+            id,
             aead: aead_for(&key),
         }
+    }
+
+    fn hkdf(material: &KeyBytes) -> Hkdf<Sha256> {
+        Hkdf::<Sha256>::new(Some(b"safebox master key"), material.expose())
     }
 
     /// The key's id, recorded on every data key it wraps.
     pub fn id(&self) -> &KeyId {
         &self.id
+    }
+}
+
+/// The master keys in force, oldest first: the newest wraps new data keys, and
+/// each one unwraps the data keys it wrapped.
+#[derive(Debug)]
+pub struct MasterKeyRing {
+    keys: Vec<MasterKey>,
+}
+
+/// A key ring that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    /// No key at all.
+    #[error("the key ring is empty")]
+    Empty,
+    /// Two keys share an id.
+    #[error("two master keys have the id {0}")]
+    DuplicateId(KeyId),
+}
+
+impl MasterKeyRing {
+    /// A ring of `keys`, oldest first.
+    pub fn new(keys: Vec<MasterKey>) -> Result<Self, KeyRingError> {
+        if keys.is_empty() {
+            return Err(KeyRingError::Empty);
+        }
+        for (at, key) in keys.iter().enumerate() {
+            if keys[..at].iter().any(|earlier| earlier.id == key.id) {
+                return Err(KeyRingError::DuplicateId(key.id.clone()));
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    /// A ring of one key.
+    pub fn single(key: MasterKey) -> Self {
+        Self { keys: vec![key] }
+    }
+
+    /// The key that wraps new data keys: the newest.
+    pub fn sealing(&self) -> &MasterKey {
+        self.keys.last().expect("a ring is never empty")
+    }
+
+    /// The key with this id.
+    fn get(&self, id: &KeyId) -> Option<&MasterKey> {
+        self.keys.iter().find(|key| key.id == *id)
     }
 }
 
@@ -78,6 +149,7 @@ fn rng_failure(err: impl fmt::Display) -> CipherError {
 
 fn seal(
     aead: &Aes256Gcm,
+    format: u8,
     key_id: KeyId,
     plaintext: &[u8],
     aad: &[u8],
@@ -93,16 +165,23 @@ fn seal(
         )
         .map_err(|_| CipherError::Failure("AES-GCM encryption failed".into()))?;
     let mut bytes = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-    bytes.push(FORMAT_V1);
+    bytes.push(format);
     bytes.extend_from_slice(&nonce);
     bytes.extend_from_slice(&ciphertext);
     Ok(SealedData { key_id, bytes })
 }
 
-fn open(aead: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CipherError> {
-    let [FORMAT_V1, rest @ ..] = sealed else {
+/// Opens `sealed`, with the associated data `aad` gives for its format byte
+/// (`None`: the format is not acceptable here).
+fn open(
+    aead: &Aes256Gcm,
+    sealed: &[u8],
+    aad: impl FnOnce(u8) -> Option<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+    let [format, rest @ ..] = sealed else {
         return Err(CipherError::Integrity);
     };
+    let aad = aad(*format).ok_or(CipherError::Integrity)?;
     if rest.len() < NONCE_LEN + TAG_LEN {
         return Err(CipherError::Integrity);
     }
@@ -112,7 +191,7 @@ fn open(aead: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>
         &nonce,
         Payload {
             msg: ciphertext,
-            aad,
+            aad: &aad,
         },
     )
     .map(Zeroizing::new)
@@ -133,56 +212,100 @@ fn secret_aad(owner: &UserId, key: &DataKeyId, name: &SecretName) -> Vec<u8> {
     .concat()
 }
 
-/// [`SecretCipher`] with AES-256-GCM: the master key wraps per-user data keys, which
-/// seal the secrets.
+/// Format 2: the name is length-prefixed and followed by the version, so that no
+/// two (name, version) pairs share associated data.
+fn secret_version_aad(
+    owner: &UserId,
+    key: &DataKeyId,
+    name: &SecretName,
+    version: SecretVersion,
+) -> Vec<u8> {
+    let name = name.as_str().as_bytes();
+    let name_len = u16::try_from(name.len()).expect("names are at most 128 bytes");
+    [
+        SECRET_VERSION_AAD,
+        owner.0.as_bytes(),
+        key.0.as_bytes(),
+        &name_len.to_be_bytes(),
+        name,
+        &version.0.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// [`SecretCipher`] with AES-256-GCM: the master key ring wraps per-user data
+/// keys, which seal the secrets.
 pub struct AesGcmSecretCipher {
-    master: MasterKey,
+    ring: MasterKeyRing,
 }
 
 impl fmt::Debug for AesGcmSecretCipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AesGcmSecretCipher")
-            .field("master", &self.master)
+            .field("ring", &self.ring)
             .finish()
     }
 }
 
 impl AesGcmSecretCipher {
-    /// A cipher that seals new data keys with `master`.
-    pub fn new(master: MasterKey) -> Self {
-        Self { master }
+    /// A cipher that wraps new data keys with the newest key of `ring`.
+    pub fn new(ring: MasterKeyRing) -> Self {
+        Self { ring }
+    }
+
+    /// The data key in `key`, unwrapped.
+    fn unwrap_key(
+        &self,
+        key: &WrappedDataKey,
+        owner: &UserId,
+    ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+        let master = self
+            .ring
+            .get(&key.sealed.key_id)
+            .ok_or_else(|| CipherError::UnknownKey(key.sealed.key_id.clone()))?;
+        let plaintext = open(&master.aead, &key.sealed.bytes, |format| {
+            (format == FORMAT_V1).then(|| data_key_aad(owner, &key.id))
+        })?;
+        if plaintext.len() != 32 {
+            return Err(CipherError::Integrity);
+        }
+        Ok(plaintext)
     }
 
     /// Unwraps `key` into a ready AES-GCM instance for its data key.
     fn data_key(&self, key: &WrappedDataKey, owner: &UserId) -> Result<Aes256Gcm, CipherError> {
-        if key.sealed.key_id != self.master.id {
-            return Err(CipherError::UnknownKey(key.sealed.key_id.clone()));
-        }
-        let plaintext = open(
-            &self.master.aead,
-            &key.sealed.bytes,
-            &data_key_aad(owner, &key.id),
-        )?;
-        let raw: &[u8; 32] = plaintext
+        let raw = self.unwrap_key(key, owner)?;
+        let raw: &[u8; 32] = raw
             .as_slice()
             .try_into()
             .map_err(|_| CipherError::Integrity)?;
         Ok(aead_for(raw))
     }
+
+    /// Wraps the data key `raw` with the sealing master key.
+    fn wrap(
+        &self,
+        id: DataKeyId,
+        raw: &[u8],
+        owner: &UserId,
+    ) -> Result<WrappedDataKey, CipherError> {
+        let master = self.ring.sealing();
+        let sealed = seal(
+            &master.aead,
+            FORMAT_V1,
+            master.id.clone(),
+            raw,
+            &data_key_aad(owner, &id),
+        )?;
+        Ok(WrappedDataKey { id, sealed })
+    }
 }
 
 impl SecretCipher for AesGcmSecretCipher {
     fn new_data_key(&self, owner: &UserId) -> Result<WrappedDataKey, CipherError> {
-        let id = DataKeyId::generate();
         let mut raw = Zeroizing::new([0_u8; 32]);
         getrandom::fill(raw.as_mut()).map_err(rng_failure)?;
-        let sealed = seal(
-            &self.master.aead,
-            self.master.id.clone(),
-            raw.as_ref(),
-            &data_key_aad(owner, &id),
-        )?;
-        Ok(WrappedDataKey { id, sealed })
+        self.wrap(DataKeyId::generate(), raw.as_ref(), owner)
     }
 
     fn seal(
@@ -190,14 +313,16 @@ impl SecretCipher for AesGcmSecretCipher {
         key: &WrappedDataKey,
         owner: &UserId,
         name: &SecretName,
+        version: SecretVersion,
         value: &SecretValue,
     ) -> Result<SealedData, CipherError> {
         let aead = self.data_key(key, owner)?;
         seal(
             &aead,
+            FORMAT_V2,
             key.id.as_key_id(),
             value.expose().as_bytes(),
-            &secret_aad(owner, &key.id, name),
+            &secret_version_aad(owner, &key.id, name, version),
         )
     }
 
@@ -206,15 +331,40 @@ impl SecretCipher for AesGcmSecretCipher {
         key: &WrappedDataKey,
         owner: &UserId,
         name: &SecretName,
+        version: SecretVersion,
         sealed: &SealedData,
     ) -> Result<SecretValue, CipherError> {
         if sealed.key_id != key.id.as_key_id() {
             return Err(CipherError::UnknownKey(sealed.key_id.clone()));
         }
         let aead = self.data_key(key, owner)?;
-        let plaintext = open(&aead, &sealed.bytes, &secret_aad(owner, &key.id, name))?;
+        let plaintext = open(&aead, &sealed.bytes, |format| match format {
+            FORMAT_V2 => Some(secret_version_aad(owner, &key.id, name, version)),
+            FORMAT_V1 if version == SecretVersion::FIRST => Some(secret_aad(owner, &key.id, name)),
+            _ => None,
+        })?;
         let text = std::str::from_utf8(&plaintext).map_err(|_| CipherError::Integrity)?;
         Ok(SecretValue::from_decrypted(text.to_owned()))
+    }
+
+    fn sealing_key(&self) -> KeyId {
+        self.ring.sealing().id.clone()
+    }
+
+    fn key_ring(&self) -> Vec<KeyId> {
+        self.ring.keys.iter().map(|key| key.id.clone()).collect()
+    }
+
+    fn rewrap(
+        &self,
+        key: &WrappedDataKey,
+        owner: &UserId,
+    ) -> Result<Option<WrappedDataKey>, CipherError> {
+        if key.sealed.key_id == self.ring.sealing().id {
+            return Ok(None);
+        }
+        let raw = self.unwrap_key(key, owner)?;
+        self.wrap(key.id, &raw, owner).map(Some)
     }
 }
 
@@ -224,16 +374,22 @@ mod tests {
 
     use super::*;
 
-    fn cipher() -> AesGcmSecretCipher {
-        AesGcmSecretCipher::new(MasterKey::derive(&KeyBytes::new(vec![7; 32]).unwrap()))
+    fn master(byte: u8) -> MasterKey {
+        MasterKey::derive(&KeyBytes::new(vec![byte; 32]).unwrap())
     }
+
+    fn cipher() -> AesGcmSecretCipher {
+        AesGcmSecretCipher::new(MasterKeyRing::single(master(7)))
+    }
+
+    const V1: SecretVersion = SecretVersion(1);
 
     fn name(raw: &str) -> SecretName {
         SecretName::parse(raw).unwrap()
     }
 
     fn value(raw: &str) -> SecretValue {
-        SecretValue::parse(raw.into()).unwrap()
+        SecretValue::parse(raw.into(), 1024, "value").unwrap()
     }
 
     #[test]
@@ -241,14 +397,14 @@ mod tests {
         let cipher = cipher();
         let owner = UserId::generate();
         let key = cipher.new_data_key(&owner).unwrap();
-        assert_eq!(key.sealed.key_id, *cipher.master.id());
+        assert_eq!(key.sealed.key_id, cipher.sealing_key());
         let sealed = cipher
-            .seal(&key, &owner, &name("default"), &value("attack at dawn"))
+            .seal(&key, &owner, &name("default"), V1, &value("attack at dawn"))
             .unwrap();
         assert_eq!(sealed.key_id, key.id.as_key_id());
         assert!(!sealed.bytes.windows(6).any(|w| w == b"attack"));
         let opened = cipher
-            .open(&key, &owner, &name("default"), &sealed)
+            .open(&key, &owner, &name("default"), V1, &sealed)
             .unwrap();
         assert_eq!(opened.expose(), "attack at dawn");
     }
@@ -259,7 +415,7 @@ mod tests {
         let owner = UserId::generate();
         let key = cipher.new_data_key(&owner).unwrap();
         let sealed = cipher
-            .seal(&key, &owner, &name("n"), &value("short"))
+            .seal(&key, &owner, &name("n"), V1, &value("short"))
             .unwrap();
         for byte in 0..sealed.bytes.len() {
             for bit in 0..8 {
@@ -267,7 +423,7 @@ mod tests {
                 tampered.bytes[byte] ^= 1 << bit;
                 assert!(
                     matches!(
-                        cipher.open(&key, &owner, &name("n"), &tampered),
+                        cipher.open(&key, &owner, &name("n"), V1, &tampered),
                         Err(CipherError::Integrity)
                     ),
                     "byte {byte} bit {bit}"
@@ -277,14 +433,14 @@ mod tests {
         let mut truncated = sealed.clone();
         truncated.bytes.truncate(20);
         assert!(matches!(
-            cipher.open(&key, &owner, &name("n"), &truncated),
+            cipher.open(&key, &owner, &name("n"), V1, &truncated),
             Err(CipherError::Integrity)
         ));
         // A tampered wrapped data key fails too.
         let mut bad_key = key.clone();
         bad_key.sealed.bytes[20] ^= 1;
         assert!(matches!(
-            cipher.open(&bad_key, &owner, &name("n"), &sealed),
+            cipher.open(&bad_key, &owner, &name("n"), V1, &sealed),
             Err(CipherError::Integrity)
         ));
     }
@@ -297,23 +453,23 @@ mod tests {
         let alice_key = cipher.new_data_key(&alice).unwrap();
         let bob_key = cipher.new_data_key(&bob).unwrap();
         let sealed = cipher
-            .seal(&alice_key, &alice, &name("a"), &value("alice's"))
+            .seal(&alice_key, &alice, &name("a"), V1, &value("alice's"))
             .unwrap();
 
         // Another name under the same owner and key.
         assert!(matches!(
-            cipher.open(&alice_key, &alice, &name("b"), &sealed),
+            cipher.open(&alice_key, &alice, &name("b"), V1, &sealed),
             Err(CipherError::Integrity)
         ));
         // Alice's wrapped key copied to Bob's row does not unwrap for Bob.
         assert!(matches!(
-            cipher.open(&alice_key, &bob, &name("a"), &sealed),
+            cipher.open(&alice_key, &bob, &name("a"), V1, &sealed),
             Err(CipherError::Integrity)
         ));
         // Alice's ciphertext with Bob's key: refused by key id, and even with the
         // key id forged, by authentication.
         assert!(matches!(
-            cipher.open(&bob_key, &bob, &name("a"), &sealed),
+            cipher.open(&bob_key, &bob, &name("a"), V1, &sealed),
             Err(CipherError::UnknownKey(_))
         ));
         let forged = SealedData {
@@ -321,7 +477,7 @@ mod tests {
             bytes: sealed.bytes.clone(),
         };
         assert!(matches!(
-            cipher.open(&bob_key, &bob, &name("a"), &forged),
+            cipher.open(&bob_key, &bob, &name("a"), V1, &forged),
             Err(CipherError::Integrity)
         ));
     }
@@ -334,7 +490,7 @@ mod tests {
         let mut nonces = HashSet::new();
         for _ in 0..10_000 {
             let sealed = cipher
-                .seal(&key, &owner, &name("n"), &value("same"))
+                .seal(&key, &owner, &name("n"), V1, &value("same"))
                 .unwrap();
             assert!(nonces.insert(sealed.bytes[1..1 + NONCE_LEN].to_vec()));
         }
@@ -344,10 +500,9 @@ mod tests {
     fn another_master_key_cannot_unwrap() {
         let owner = UserId::generate();
         let key = cipher().new_data_key(&owner).unwrap();
-        let other =
-            AesGcmSecretCipher::new(MasterKey::derive(&KeyBytes::new(vec![8; 32]).unwrap()));
+        let other = AesGcmSecretCipher::new(MasterKeyRing::single(master(8)));
         assert!(matches!(
-            other.seal(&key, &owner, &name("n"), &value("x")),
+            other.seal(&key, &owner, &name("n"), V1, &value("x")),
             Err(CipherError::UnknownKey(_))
         ));
     }
@@ -360,5 +515,127 @@ mod tests {
         assert!(a.id().0.starts_with("mk-"));
         let shown = format!("{:?}", cipher());
         assert!(shown.contains("mk-") && !shown.contains("aead"), "{shown}");
+    }
+
+    #[test]
+    fn a_version_moved_to_another_version_fails() {
+        let cipher = cipher();
+        let owner = UserId::generate();
+        let key = cipher.new_data_key(&owner).unwrap();
+        let sealed = cipher
+            .seal(&key, &owner, &name("n"), SecretVersion(3), &value("v3"))
+            .unwrap();
+        assert_eq!(sealed.bytes[0], FORMAT_V2);
+        assert_eq!(
+            cipher
+                .open(&key, &owner, &name("n"), SecretVersion(3), &sealed)
+                .unwrap()
+                .expose(),
+            "v3"
+        );
+        for other in [1, 2, 4] {
+            assert!(matches!(
+                cipher.open(&key, &owner, &name("n"), SecretVersion(other), &sealed),
+                Err(CipherError::Integrity)
+            ));
+        }
+    }
+
+    #[test]
+    fn secrets_sealed_before_versions_open_only_as_version_one() {
+        let cipher = cipher();
+        let owner = UserId::generate();
+        let key = cipher.new_data_key(&owner).unwrap();
+        // What the release before versions wrote: format 1, no version in the AAD.
+        let aead = cipher.data_key(&key, &owner).unwrap();
+        let legacy = seal(
+            &aead,
+            FORMAT_V1,
+            key.id.as_key_id(),
+            b"old value",
+            &secret_aad(&owner, &key.id, &name("default")),
+        )
+        .unwrap();
+        assert_eq!(
+            cipher
+                .open(&key, &owner, &name("default"), V1, &legacy)
+                .unwrap()
+                .expose(),
+            "old value"
+        );
+        assert!(matches!(
+            cipher.open(&key, &owner, &name("default"), SecretVersion(2), &legacy),
+            Err(CipherError::Integrity)
+        ));
+    }
+
+    #[test]
+    fn a_ring_opens_with_every_key_and_wraps_with_the_newest() {
+        let owner = UserId::generate();
+        let old = AesGcmSecretCipher::new(MasterKeyRing::single(master(1)));
+        let key = old.new_data_key(&owner).unwrap();
+        let sealed = old
+            .seal(&key, &owner, &name("n"), V1, &value("kept"))
+            .unwrap();
+
+        let ring = AesGcmSecretCipher::new(MasterKeyRing::new(vec![master(1), master(2)]).unwrap());
+        assert_eq!(ring.sealing_key(), *master(2).id());
+        assert_eq!(
+            ring.key_ring(),
+            [master(1).id().clone(), master(2).id().clone()]
+        );
+        // The old wrapping still opens under the ring.
+        assert_eq!(
+            ring.open(&key, &owner, &name("n"), V1, &sealed)
+                .unwrap()
+                .expose(),
+            "kept"
+        );
+        // Re-wrapping keeps the data key (same id, same secrets) under the new key.
+        let rewrapped = ring.rewrap(&key, &owner).unwrap().unwrap();
+        assert_eq!(rewrapped.id, key.id);
+        assert_eq!(rewrapped.sealed.key_id, *master(2).id());
+        assert!(ring.rewrap(&rewrapped, &owner).unwrap().is_none());
+        // Once re-wrapped, the old key can leave the ring.
+        let new_only = AesGcmSecretCipher::new(MasterKeyRing::single(master(2)));
+        assert_eq!(
+            new_only
+                .open(&rewrapped, &owner, &name("n"), V1, &sealed)
+                .unwrap()
+                .expose(),
+            "kept"
+        );
+        assert!(matches!(
+            new_only.open(&key, &owner, &name("n"), V1, &sealed),
+            Err(CipherError::UnknownKey(_))
+        ));
+        // A re-wrapped key moved to another owner does not unwrap.
+        assert!(matches!(
+            ring.rewrap(&key, &UserId::generate()),
+            Err(CipherError::Integrity)
+        ));
+        // New data keys are wrapped by the newest key.
+        assert_eq!(
+            ring.new_data_key(&owner).unwrap().sealed.key_id,
+            *master(2).id()
+        );
+    }
+
+    #[test]
+    fn a_ring_needs_keys_with_distinct_ids() {
+        assert!(matches!(
+            MasterKeyRing::new(vec![]),
+            Err(KeyRingError::Empty)
+        ));
+        assert!(matches!(
+            MasterKeyRing::new(vec![master(1), master(1)]),
+            Err(KeyRingError::DuplicateId(_))
+        ));
+        let named = MasterKey::with_id(
+            KeyId("2026-q4".into()),
+            &KeyBytes::new(vec![1; 32]).unwrap(),
+        );
+        assert_eq!(named.id().0, "2026-q4");
+        assert!(MasterKeyRing::new(vec![master(1), named]).is_ok());
     }
 }

@@ -26,10 +26,23 @@ diesel::table! {
     secrets (user_id, name) {
         user_id -> Text,
         name -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        version -> BigInt,
+        oldest_version -> BigInt,
+        metadata -> Text,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    secret_versions (user_id, name, version) {
+        user_id -> Text,
+        name -> Text,
+        version -> BigInt,
         key_id -> Text,
         ciphertext -> Binary,
         created_at -> BigInt,
-        updated_at -> BigInt,
     }
 }
 
@@ -75,6 +88,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     data_keys,
     secrets,
+    secret_versions,
     audit_events,
     sessions,
     refresh_tokens

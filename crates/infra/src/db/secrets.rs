@@ -1,21 +1,91 @@
+use std::collections::BTreeMap;
+
 use diesel::SqliteConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use safebox_domain::ports::SecretRepository;
-use safebox_domain::{KeyId, RepoError, SealedData, Secret, SecretName, Timestamp, UserId};
+use safebox_domain::ports::{SecretRepository, VersionWrite, WriteOutcome};
+use safebox_domain::{
+    KeyId, RepoError, SealedData, Secret, SecretListQuery, SecretMetadata, SecretName,
+    SecretVersion, StoredVersion, Timestamp, UserId,
+};
 
-use super::schema::secrets;
+use super::schema::{secret_versions, secrets};
 use super::{DbPool, checkout, checkout_write, repo_error};
 
+/// A secret's header row: everything but its values.
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = secrets)]
 struct SecretRow {
     user_id: String,
     name: String,
+    created_at: i64,
+    updated_at: i64,
+    version: i64,
+    oldest_version: i64,
+    metadata: String,
+    deleted_at: Option<i64>,
+}
+
+/// One sealed version.
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = secret_versions)]
+struct VersionRow {
+    user_id: String,
+    name: String,
+    version: i64,
     key_id: String,
     ciphertext: Vec<u8>,
     created_at: i64,
-    updated_at: i64,
+}
+
+fn corrupt(column: &str, err: impl std::fmt::Display) -> RepoError {
+    RepoError::internal(format!("corrupt secrets.{column}: {err}"))
+}
+
+fn version_of(raw: i64, column: &str) -> Result<SecretVersion, RepoError> {
+    u64::try_from(raw)
+        .ok()
+        .filter(|&v| v >= 1)
+        .map(SecretVersion)
+        .ok_or_else(|| corrupt(column, format!("{raw} is not a version")))
+}
+
+fn stored(version: u64) -> Result<i64, RepoError> {
+    i64::try_from(version).map_err(|_| RepoError::internal("version number out of range"))
+}
+
+fn metadata_json(metadata: &SecretMetadata) -> Result<String, RepoError> {
+    serde_json::to_string(metadata.entries()).map_err(RepoError::internal)
+}
+
+impl SecretRow {
+    fn into_secret(self, owner: UserId) -> Result<Secret, RepoError> {
+        let entries: BTreeMap<String, String> =
+            serde_json::from_str(&self.metadata).map_err(|err| corrupt("metadata", err))?;
+        Ok(Secret {
+            owner,
+            name: SecretName::parse(&self.name).map_err(|err| corrupt("name", err))?,
+            version: version_of(self.version, "version")?,
+            oldest_version: version_of(self.oldest_version, "oldest_version")?,
+            metadata: SecretMetadata::from_stored(entries),
+            created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
+            deleted_at: self.deleted_at.map(Timestamp),
+        })
+    }
+}
+
+impl VersionRow {
+    fn into_stored(self) -> Result<StoredVersion, RepoError> {
+        Ok(StoredVersion {
+            version: version_of(self.version, "version")?,
+            sealed: SealedData {
+                key_id: KeyId(self.key_id),
+                bytes: self.ciphertext,
+            },
+            created_at: Timestamp(self.created_at),
+        })
+    }
 }
 
 /// [`SecretRepository`] on diesel. Sees only ciphertext.
@@ -31,68 +101,298 @@ impl DieselSecretRepository {
     }
 }
 
-impl SecretRepository for DieselSecretRepository {
-    fn upsert(&self, secret: &Secret) -> Result<(), RepoError> {
-        let row = SecretRow {
-            user_id: secret.owner.to_string(),
-            name: secret.name.as_str().to_owned(),
-            key_id: secret.sealed.key_id.0.clone(),
-            ciphertext: secret.sealed.bytes.clone(),
-            created_at: secret.created_at.as_secs(),
-            updated_at: secret.updated_at.as_secs(),
-        };
-        let mut conn = checkout_write(&self.pool)?;
-        // UPDATE, else INSERT, rather than one INSERT … ON CONFLICT: diesel does
-        // not cache the prepared statement of an upsert, and this runs on the one
-        // write connection, where re-parsing it for every write would hold up
-        // every other writer.
-        let replace = |conn: &mut SqliteConnection| {
-            diesel::update(
-                secrets::table
-                    .filter(secrets::user_id.eq(&row.user_id))
-                    .filter(secrets::name.eq(&row.name)),
-            )
-            .set((
-                secrets::key_id.eq(&row.key_id),
-                secrets::ciphertext.eq(&row.ciphertext),
-                secrets::updated_at.eq(row.updated_at),
-            ))
-            .execute(conn)
-        };
-        if replace(&mut conn).map_err(repo_error)? == 0 {
-            match diesel::insert_into(secrets::table)
-                .values(&row)
-                .execute(&mut conn)
-            {
-                Ok(_) => {}
-                // Another process inserted it in between: replace that.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                    replace(&mut conn).map_err(repo_error)?;
+fn header(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    name: &str,
+) -> Result<Option<SecretRow>, DieselError> {
+    secrets::table
+        .filter(secrets::user_id.eq(owner))
+        .filter(secrets::name.eq(name))
+        .select(SecretRow::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// A [`VersionWrite`]'s values in their stored form.
+struct StoredWrite {
+    owner: String,
+    base: Option<i64>,
+    version: i64,
+    metadata: Option<String>,
+}
+
+/// Why a write transaction stopped without writing.
+enum Abort {
+    Outcome(WriteOutcome),
+    Db(DieselError),
+}
+
+impl From<DieselError> for Abort {
+    fn from(err: DieselError) -> Self {
+        Self::Db(err)
+    }
+}
+
+impl DieselSecretRepository {
+    /// The body of [`SecretRepository::write`], inside one immediate transaction:
+    /// the check, the header, the new version and the pruning of old versions
+    /// commit together or not at all.
+    fn write_in(
+        conn: &mut SqliteConnection,
+        write: &VersionWrite,
+        stored_write: &StoredWrite,
+    ) -> Result<SecretRow, Abort> {
+        let StoredWrite {
+            owner,
+            base,
+            version,
+            metadata,
+        } = stored_write;
+        let (owner, version, metadata) = (owner.as_str(), *version, metadata.as_deref());
+        let name = write.name.as_str();
+        let now = write.now.as_secs();
+        match *base {
+            None => {
+                if header(conn, owner, name)?.is_some() {
+                    return Err(Abort::Outcome(WriteOutcome::Conflict));
                 }
-                Err(err) => return Err(repo_error(err)),
+                let count: i64 = secrets::table
+                    .filter(secrets::user_id.eq(owner))
+                    .count()
+                    .get_result(conn)?;
+                if u64::try_from(count).unwrap_or(u64::MAX) >= write.max_secrets {
+                    return Err(Abort::Outcome(WriteOutcome::TooManySecrets));
+                }
+                diesel::insert_into(secrets::table)
+                    .values(SecretRow {
+                        user_id: owner.to_owned(),
+                        name: name.to_owned(),
+                        created_at: now,
+                        updated_at: now,
+                        version,
+                        oldest_version: version,
+                        metadata: metadata.unwrap_or("{}").to_owned(),
+                        deleted_at: None,
+                    })
+                    .execute(conn)
+                    .map_err(|err| match err {
+                        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                            Abort::Outcome(WriteOutcome::Conflict)
+                        }
+                        other => Abort::Db(other),
+                    })?;
+            }
+            Some(base) => {
+                let target = secrets::table
+                    .filter(secrets::user_id.eq(owner))
+                    .filter(secrets::name.eq(name))
+                    .filter(secrets::version.eq(base));
+                let updated = match metadata {
+                    Some(metadata) => diesel::update(target)
+                        .set((
+                            secrets::version.eq(version),
+                            secrets::updated_at.eq(now),
+                            secrets::deleted_at.eq(None::<i64>),
+                            secrets::metadata.eq(metadata),
+                        ))
+                        .execute(conn)?,
+                    None => diesel::update(target)
+                        .set((
+                            secrets::version.eq(version),
+                            secrets::updated_at.eq(now),
+                            secrets::deleted_at.eq(None::<i64>),
+                        ))
+                        .execute(conn)?,
+                };
+                if updated == 0 {
+                    return Err(Abort::Outcome(WriteOutcome::Conflict));
+                }
             }
         }
-        Ok(())
+        diesel::insert_into(secret_versions::table)
+            .values(VersionRow {
+                user_id: owner.to_owned(),
+                name: name.to_owned(),
+                version,
+                key_id: write.sealed.key_id.0.clone(),
+                ciphertext: write.sealed.bytes.clone(),
+                created_at: now,
+            })
+            .execute(conn)?;
+        if base.is_some() {
+            let keep = i64::try_from(write.keep_versions.max(1)).unwrap_or(i64::MAX);
+            diesel::delete(
+                secret_versions::table
+                    .filter(secret_versions::user_id.eq(owner))
+                    .filter(secret_versions::name.eq(name))
+                    .filter(secret_versions::version.le(version.saturating_sub(keep))),
+            )
+            .execute(conn)?;
+            let oldest: Option<i64> = secret_versions::table
+                .filter(secret_versions::user_id.eq(owner))
+                .filter(secret_versions::name.eq(name))
+                .select(diesel::dsl::min(secret_versions::version))
+                .get_result(conn)?;
+            diesel::update(
+                secrets::table
+                    .filter(secrets::user_id.eq(owner))
+                    .filter(secrets::name.eq(name)),
+            )
+            .set(secrets::oldest_version.eq(oldest.unwrap_or(version)))
+            .execute(conn)?;
+        }
+        Ok(header(conn, owner, name)?.ok_or(DieselError::NotFound)?)
     }
+}
 
+impl SecretRepository for DieselSecretRepository {
     fn find(&self, owner: &UserId, name: &SecretName) -> Result<Option<Secret>, RepoError> {
         let mut conn = checkout(&self.pool)?;
-        let row = secrets::table
+        header(&mut conn, &owner.to_string(), name.as_str())
+            .map_err(repo_error)?
+            .map(|row| row.into_secret(*owner))
+            .transpose()
+    }
+
+    fn read(
+        &self,
+        owner: &UserId,
+        name: &SecretName,
+        version: Option<SecretVersion>,
+    ) -> Result<Option<(Secret, Option<StoredVersion>)>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let user = owner.to_string();
+        let same_secret = secret_versions::user_id
+            .eq(secrets::user_id)
+            .and(secret_versions::name.eq(secrets::name));
+        let filtered = secrets::table
+            .filter(secrets::user_id.eq(&user))
+            .filter(secrets::name.eq(name.as_str()));
+        let columns = (SecretRow::as_select(), Option::<VersionRow>::as_select());
+        // One lookup: the header with the asked-for version (the newest by default).
+        let row = match version {
+            None => filtered
+                .left_join(
+                    secret_versions::table
+                        .on(same_secret.and(secret_versions::version.eq(secrets::version))),
+                )
+                .select(columns)
+                .get_result(&mut conn),
+            Some(version) => filtered
+                .left_join(
+                    secret_versions::table
+                        .on(same_secret.and(secret_versions::version.eq(stored(version.0)?))),
+                )
+                .select(columns)
+                .get_result(&mut conn),
+        }
+        .optional()
+        .map_err(repo_error)?;
+        row.map(|(secret, version)| {
+            Ok((
+                secret.into_secret(*owner)?,
+                version.map(VersionRow::into_stored).transpose()?,
+            ))
+        })
+        .transpose()
+    }
+
+    fn write(&self, write: &VersionWrite) -> Result<WriteOutcome, RepoError> {
+        let stored_write = StoredWrite {
+            owner: write.owner.to_string(),
+            base: write.base.map(|base| stored(base.0)).transpose()?,
+            version: stored(write.version().0)?,
+            metadata: write.metadata.as_ref().map(metadata_json).transpose()?,
+        };
+        let mut conn = checkout_write(&self.pool)?;
+        // IMMEDIATE: take the write lock up front, so that another process's write
+        // cannot slip in between the check and the update.
+        let mut aborted = None;
+        let result = conn.immediate_transaction(|conn| {
+            Self::write_in(conn, write, &stored_write).map_err(|abort| match abort {
+                Abort::Outcome(outcome) => {
+                    aborted = Some(outcome);
+                    DieselError::RollbackTransaction
+                }
+                Abort::Db(err) => err,
+            })
+        });
+        match (result, aborted) {
+            (Ok(row), _) => Ok(WriteOutcome::Written(row.into_secret(write.owner)?)),
+            (Err(DieselError::RollbackTransaction), Some(outcome)) => Ok(outcome),
+            (Err(err), _) => Err(repo_error(err)),
+        }
+    }
+
+    fn list(&self, owner: &UserId, query: &SecretListQuery) -> Result<Vec<Secret>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let mut select = secrets::table
             .filter(secrets::user_id.eq(owner.to_string()))
-            .filter(secrets::name.eq(name.as_str()))
             .select(SecretRow::as_select())
-            .get_result(&mut conn)
-            .optional()
+            .order(secrets::name.asc())
+            .limit(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .into_boxed();
+        if !query.prefix.is_empty() {
+            // Names are ASCII below DEL (0x7f), so every name that starts with the
+            // prefix sorts between it and the prefix followed by DEL. (LIKE would be
+            // case-insensitive in SQLite and treat '_' as a wildcard.)
+            select = select
+                .filter(secrets::name.ge(query.prefix.clone()))
+                .filter(secrets::name.lt(format!("{}\u{7f}", query.prefix)));
+        }
+        if let Some(after) = &query.after {
+            select = select.filter(secrets::name.gt(after.as_str().to_owned()));
+        }
+        if !query.include_deleted {
+            select = select.filter(secrets::deleted_at.is_null());
+        }
+        select
+            .load(&mut conn)
+            .map_err(repo_error)?
+            .into_iter()
+            .map(|row| row.into_secret(*owner))
+            .collect()
+    }
+
+    fn set_deleted(
+        &self,
+        owner: &UserId,
+        name: &SecretName,
+        at: Option<Timestamp>,
+    ) -> Result<Option<Secret>, RepoError> {
+        let user = owner.to_string();
+        let mut conn = checkout_write(&self.pool)?;
+        let row = conn
+            .immediate_transaction(|conn| {
+                let target = secrets::table
+                    .filter(secrets::user_id.eq(&user))
+                    .filter(secrets::name.eq(name.as_str()));
+                match at {
+                    // Keep the first deletion time when deleting again.
+                    Some(at) => diesel::update(target.filter(secrets::deleted_at.is_null()))
+                        .set(secrets::deleted_at.eq(at.as_secs()))
+                        .execute(conn)?,
+                    None => diesel::update(target)
+                        .set(secrets::deleted_at.eq(None::<i64>))
+                        .execute(conn)?,
+                };
+                header(conn, &user, name.as_str())
+            })
             .map_err(repo_error)?;
-        Ok(row.map(|row| Secret {
-            owner: *owner,
-            name: name.clone(),
-            sealed: SealedData {
-                key_id: KeyId(row.key_id),
-                bytes: row.ciphertext,
-            },
-            created_at: Timestamp(row.created_at),
-            updated_at: Timestamp(row.updated_at),
-        }))
+        row.map(|row| row.into_secret(*owner)).transpose()
+    }
+
+    fn destroy(&self, owner: &UserId, name: &SecretName) -> Result<bool, RepoError> {
+        let mut conn = checkout_write(&self.pool)?;
+        // The versions go with it (ON DELETE CASCADE).
+        let deleted = diesel::delete(
+            secrets::table
+                .filter(secrets::user_id.eq(owner.to_string()))
+                .filter(secrets::name.eq(name.as_str())),
+        )
+        .execute(&mut conn)
+        .map_err(repo_error)?;
+        Ok(deleted > 0)
     }
 }

@@ -2,7 +2,7 @@ use diesel::SqliteConnection;
 use diesel::prelude::*;
 use diesel::query_dsl::LoadQuery;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use safebox_domain::ports::{CreateUserError, UserRepository};
+use safebox_domain::ports::{CreateUserError, DataKeyRepository, UserRepository};
 use safebox_domain::{
     DataKeyId, Email, KeyId, NewUser, PasswordHash, RepoError, Role, SealedData, Timestamp, User,
     UserData, UserId, Username, WrappedDataKey,
@@ -260,5 +260,72 @@ impl UserRepository for DieselUserRepository {
             .map_err(repo_error)?
             .map(WrappedDataKey::try_from)
             .transpose()
+    }
+}
+
+impl DataKeyRepository for DieselUserRepository {
+    fn count_by_master_key(&self) -> Result<Vec<(KeyId, u64)>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        let counts: Vec<(String, i64)> = data_keys::table
+            .group_by(data_keys::master_key_id)
+            .select((data_keys::master_key_id, diesel::dsl::count_star()))
+            .order(data_keys::master_key_id.asc())
+            .load(&mut conn)
+            .map_err(repo_error)?;
+        Ok(counts
+            .into_iter()
+            .map(|(id, count)| (KeyId(id), u64::try_from(count).unwrap_or(0)))
+            .collect())
+    }
+
+    fn not_wrapped_by(
+        &self,
+        master: &KeyId,
+        limit: usize,
+    ) -> Result<Vec<(UserId, WrappedDataKey)>, RepoError> {
+        let mut conn = checkout(&self.pool)?;
+        data_keys::table
+            .filter(data_keys::master_key_id.ne(&master.0))
+            .order(data_keys::user_id.asc())
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .select(DataKeyRow::as_select())
+            .load(&mut conn)
+            .map_err(repo_error)?
+            .into_iter()
+            .map(|row| {
+                let owner = UserId(parse_uuid(&row.user_id, "data_keys.user_id")?);
+                Ok((owner, WrappedDataKey::try_from(row)?))
+            })
+            .collect()
+    }
+
+    fn replace(
+        &self,
+        owner: &UserId,
+        old: &WrappedDataKey,
+        new: &WrappedDataKey,
+    ) -> Result<bool, RepoError> {
+        if old.id != new.id {
+            return Err(RepoError::internal(
+                "a re-wrapped data key must keep its id",
+            ));
+        }
+        let mut conn = checkout_write(&self.pool)?;
+        // Check-and-set on the stored wrapping: a concurrent rotation or a deleted
+        // account makes this a no-op, never a lost key.
+        let replaced = diesel::update(
+            data_keys::table
+                .filter(data_keys::user_id.eq(owner.to_string()))
+                .filter(data_keys::id.eq(old.id.0.to_string()))
+                .filter(data_keys::master_key_id.eq(&old.sealed.key_id.0))
+                .filter(data_keys::wrapped_key.eq(&old.sealed.bytes)),
+        )
+        .set((
+            data_keys::master_key_id.eq(&new.sealed.key_id.0),
+            data_keys::wrapped_key.eq(&new.sealed.bytes),
+        ))
+        .execute(&mut conn)
+        .map_err(repo_error)?;
+        Ok(replaced == 1)
     }
 }
