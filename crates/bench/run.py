@@ -12,12 +12,14 @@ What it does, in order:
    with a fixed body) and `safebox serve` on a fresh SQLite database in a temporary
    directory, both on free ports of 127.0.0.1, safebox with default settings and
    explicit keys from `safebox keygen`.
-3. Registers users, logs them in and stores a secret for each over HTTP.
+3. Registers users, logs them in and stores a secret for each over HTTP, both with
+   /set_secret and in the vault (PUT /secrets/bench/api-key).
 4. Drives both servers with oha (installed with `cargo install oha --locked` when
    missing; wrk from Debian's packages as the fallback):
      baseline and safebox reads, alternating, several rounds (the median of each
-     figure over the rounds is reported); writes; logins; a login storm with
-     authenticated reads measured at the same time.
+     figure over the rounds is reported); vault reads (GET /secrets/{name});
+     writes, with /set_secret and with PUT /secrets/{name}; logins; a login storm
+     with authenticated reads measured at the same time.
 5. Reads the server's peak RSS (VmHWM), prints one table with PASS/MISS against the
    targets and writes target/bench/report.md and target/bench/report.json.
 
@@ -51,6 +53,7 @@ LOOPBACK = "127.0.0.1"  # the only address this script ever connects to
 HERE = Path(__file__).resolve().parent  # crates/bench
 ROOT = HERE.parent.parent
 SECRET_VALUE = "myTopSecretValue"  # same body size as the baseline's answer
+VAULT_PATH = "/secrets/bench/api-key"  # the vault scenarios' secret (a folder, like real use)
 PASSWORD = "bench-password-{index:04d}-Xq7"
 MIB = 1024 * 1024
 
@@ -712,6 +715,9 @@ def bench(args) -> dict:
                                    token=token)
             if status != 200 or body.get("secret") != SECRET_VALUE:
                 raise BenchError(f"get_secret {user['username']}: {status} {body}")
+            status, body = request(sb_port, "PUT", VAULT_PATH, {"value": SECRET_VALUE}, token)
+            if status != 201:
+                raise BenchError(f"PUT {VAULT_PATH} {user['username']}: {status} {body}")
             return dict(user, token=token)
 
         log(f"registering {args.users} users (bcrypt cost {cost})")
@@ -750,6 +756,9 @@ def bench(args) -> dict:
             base_runs += run_load(loadgen, processes, baseline.pid, base(f"baseline-{round_}", duration))
             log(f"round {round_}/{args.rounds}: safebox reads, {duration:g}s at {conns} connections")
             read_runs += run_load(loadgen, processes, server.pid, reads(f"reads-{round_}", duration))
+        log(f"vault reads: GET {VAULT_PATH}, {duration:g}s at {conns} connections")
+        (vault_reads,) = run_load(loadgen, processes, server.pid, Load(
+            "vault-reads", sb_port, VAULT_PATH, conns, duration, token=reader["token"]))
         after_reads = server_snapshot(server.pid)
 
         log(f"writes: POST /set_secret, {duration:g}s at {conns} connections")
@@ -757,6 +766,10 @@ def bench(args) -> dict:
         (writes,) = run_load(loadgen, processes, server.pid, Load(
             "writes", sb_port, "/set_secret", conns, duration, method="POST",
             token=writer["token"], body=write_body))
+        log(f"vault writes: PUT {VAULT_PATH}, {duration:g}s at {conns} connections")
+        (vault_writes,) = run_load(loadgen, processes, server.pid, Load(
+            "vault-writes", sb_port, VAULT_PATH, conns, duration, method="PUT",
+            token=writer["token"], body=json.dumps({"value": SECRET_VALUE})))
         after_writes = server_snapshot(server.pid)
 
         log(f"logins: POST /login, {duration:g}s at {conns} connections")
@@ -830,6 +843,8 @@ def bench(args) -> dict:
                 "baseline": [r.to_json() for r in base_runs],
                 "reads": [r.to_json() for r in read_runs],
                 "writes": writes.to_json(),
+                "vault_reads": vault_reads.to_json(),
+                "vault_writes": vault_writes.to_json(),
                 "login": login.to_json(),
                 "storm_login": storm_login.to_json(),
                 "storm_reads": storm_reads.to_json(),
@@ -848,6 +863,7 @@ def bench(args) -> dict:
             "baseline_server": base_snapshot,
             "_objects": {
                 "base_runs": base_runs, "read_runs": read_runs, "writes": writes,
+                "vault_reads": vault_reads, "vault_writes": vault_writes,
                 "login": login, "storm_login": storm_login, "storm_reads": storm_reads,
                 "strict_login": strict_login, "strict_reads": strict_reads,
             },
@@ -906,6 +922,10 @@ def analyse(data: dict) -> dict:
     read_p99 = median_of(read_runs, "p99_ms")
     read_ratio = read_rps / base_rps if base_rps else 0.0
     p99_ratio = read_p99 / base_p99 if base_p99 else float("inf")
+    vault_reads = objs["vault_reads"]
+    vault_read_ratio = vault_reads.ok_rps / base_rps if base_rps else 0.0
+    vault_p99_ratio = (vault_reads.p99_ms / base_p99
+                       if base_p99 and vault_reads.p99_ms is not None else float("inf"))
     login_ratio = login.count("200") / login.duration_s / bound
     def cpu_note(r: LoadResult) -> str:
         return (f"{r.server_cpu_s / r.duration_s:.2f} / {r.loadgen_cpu_s / r.duration_s:.2f}"
@@ -978,6 +998,18 @@ def analyse(data: dict) -> dict:
             "cpu": cpu_note(read_runs[len(read_runs) // 2]),
         },
         {
+            "scenario": f"1v. Reads GET {VAULT_PATH}",
+            "connections": objs["vault_reads"].connections,
+            "rps": objs["vault_reads"].ok_rps,
+            "p50_ms": objs["vault_reads"].p50_ms, "p99_ms": objs["vault_reads"].p99_ms,
+            "statuses": fmt_statuses(merge_statuses([objs["vault_reads"]])),
+            "ratio": f"{vault_read_ratio:.2f}× baseline req/s; p99 {vault_p99_ratio:.2f}× baseline",
+            "target": f"≥ {READS_MIN_RATIO}× req/s and p99 ≤ {READS_MAX_P99_RATIO:g}×",
+            "result": verdict(vault_read_ratio >= READS_MIN_RATIO
+                              and vault_p99_ratio <= READS_MAX_P99_RATIO),
+            "cpu": cpu_note(objs["vault_reads"]),
+        },
+        {
             "scenario": "2. Writes POST /set_secret",
             "connections": writes.connections,
             "rps": writes.ok_rps, "p50_ms": writes.p50_ms, "p99_ms": writes.p99_ms,
@@ -986,6 +1018,17 @@ def analyse(data: dict) -> dict:
             "target": f"≥ {WRITES_MIN_RPS:,.0f}/s",
             "result": verdict(writes.ok_rps >= WRITES_MIN_RPS),
             "cpu": cpu_note(writes),
+        },
+        {
+            "scenario": f"2v. Writes PUT {VAULT_PATH} (a new version each)",
+            "connections": objs["vault_writes"].connections,
+            "rps": objs["vault_writes"].ok_rps,
+            "p50_ms": objs["vault_writes"].p50_ms, "p99_ms": objs["vault_writes"].p99_ms,
+            "statuses": fmt_statuses(merge_statuses([objs["vault_writes"]])),
+            "ratio": f"{objs['vault_writes'].ok_rps / WRITES_MIN_RPS:.2f}× target",
+            "target": f"≥ {WRITES_MIN_RPS:,.0f}/s",
+            "result": verdict(objs["vault_writes"].ok_rps >= WRITES_MIN_RPS),
+            "cpu": cpu_note(objs["vault_writes"]),
         },
         {
             "scenario": "3. Logins POST /login (200s only)",
@@ -1018,6 +1061,9 @@ def analyse(data: dict) -> dict:
         "reads_rps": read_rps, "reads_p99_ms": read_p99,
         "reads_ratio": read_ratio, "reads_p99_ratio": p99_ratio,
         "writes_rps": writes.ok_rps,
+        "vault_reads_rps": vault_reads.ok_rps, "vault_reads_ratio": vault_read_ratio,
+        "vault_reads_p99_ms": vault_reads.p99_ms,
+        "vault_writes_rps": objs["vault_writes"].ok_rps,
         "logins_per_s": login.count("200") / login.duration_s,
         "bcrypt_bound": bound, "login_ratio": login_ratio,
         "storm_reads_p99_ms": storm_reads.p99_ms,
