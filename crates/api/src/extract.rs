@@ -501,7 +501,8 @@ pub(crate) fn describe(path: &str, message: &str, whole: &'static str) -> Valida
 
 /// Field names in validation errors are `&'static str`, and a serde path can hold
 /// map keys or indexes sent by the client; only the field names of our own request
-/// types are reported by name, anything else as "body".
+/// types are reported by name (a nested path by its top-level field, such as
+/// `metadata` for `metadata.k`), anything else as "body".
 fn known_field(field: String) -> &'static str {
     const KNOWN: &[&str] = &[
         "email",
@@ -514,10 +515,13 @@ fn known_field(field: String) -> &'static str {
         "current_password",
         "new_password",
         "refresh_token",
+        "value",
+        "metadata",
     ];
+    let top = field.split(['.', '[']).next().unwrap_or_default();
     KNOWN
         .iter()
-        .find(|known| **known == field)
+        .find(|known| **known == top)
         .copied()
         .unwrap_or("body")
 }

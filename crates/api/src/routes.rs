@@ -85,25 +85,25 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ApiRoute::spanning(
             Method::POST,
             UNDELETE,
-            "/secrets/{name:.+}/undelete",
+            "/secrets/{name:.*}/undelete",
             handlers::undelete_secret,
         ),
         ApiRoute::spanning(
             Method::GET,
             "/secrets/{name}",
-            "/secrets/{name:.+}",
+            "/secrets/{name:.*}",
             handlers::get_vault_secret,
         ),
         ApiRoute::spanning(
             Method::PUT,
             "/secrets/{name}",
-            "/secrets/{name:.+}",
+            "/secrets/{name:.*}",
             handlers::put_secret,
         ),
         ApiRoute::spanning(
             Method::DELETE,
             "/secrets/{name}",
-            "/secrets/{name:.+}",
+            "/secrets/{name:.*}",
             handlers::delete_secret,
         ),
     ]

@@ -584,3 +584,22 @@ pub fn jwt_payload(token: &str) -> Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// Starts safebox on the data dir `dir` (and so on its SQLite database), after
+/// letting the test adjust the configuration: several apps started on one `dir`
+/// share one database, one after the other or at once. The returned app's own
+/// `data_dir` is an unused temporary directory; `dir` belongs to the caller.
+pub async fn spawn_app_on(dir: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = dir.to_owned();
+    let mut jwt_secret = None;
+    let mut app = spawn_app_with(|config| {
+        config.data_dir = dir;
+        adjust(config);
+        jwt_secret = config.jwt_secret.as_ref().map(|key| key.expose().to_vec());
+    })
+    .await;
+    if let Some(jwt_secret) = jwt_secret {
+        app.jwt_secret = jwt_secret;
+    }
+    app
+}

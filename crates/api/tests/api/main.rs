@@ -16,3 +16,4 @@ mod secrets;
 mod sessions;
 mod storage;
 mod tls;
+mod vault;
