@@ -571,6 +571,15 @@ impl MasterKeyEntry {
         Self { id: None, material }
     }
 
+    /// Whether `id` is a valid key id: 1–64 characters of `[A-Za-z0-9._-]`.
+    pub fn is_valid_id(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    }
+
     /// Parses `SAFEBOX_MASTER_KEYS`: comma-separated `id:base64` or bare `base64`
     /// entries, oldest first.
     pub fn parse_ring(text: &str) -> Result<Vec<Self>, ConfigError> {
@@ -586,11 +595,7 @@ impl MasterKeyEntry {
                 None => (None, entry),
             };
             if let Some(id) = id
-                && (id.is_empty()
-                    || id.len() > 64
-                    || !id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+                && !Self::is_valid_id(id)
             {
                 return Err(invalid(
                     VAR,

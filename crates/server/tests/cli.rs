@@ -1,14 +1,22 @@
 //! The `safebox` binary's commands, run as a process.
 
+use std::collections::HashSet;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use safebox_domain::ports::{AuditLog, UserRepository};
+use safebox_domain::ports::{
+    AuditLog, CipherError, DataKeyRepository, SecretCipher, SecretRepository, UserRepository,
+    VersionWrite, WriteOutcome,
+};
 use safebox_domain::{
     AuditAction, AuditOutcome, AuditQuery, DataKeyId, Email, KeyId, NewUser, PasswordHash, Role,
-    SealedData, Timestamp, User, UserData, UserId, Username, WrappedDataKey,
+    SealedData, SecretName, SecretValue, SecretVersion, Timestamp, User, UserData, UserId,
+    Username, WrappedDataKey,
 };
-use safebox_infra::{DieselAuditLog, DieselUserRepository, KeyBytes, SystemClock, db};
+use safebox_infra::{
+    AesGcmSecretCipher, DieselAuditLog, DieselSecretRepository, DieselUserRepository, KeyBytes,
+    MasterKey, MasterKeyEntry, MasterKeyRing, SystemClock, db,
+};
 
 fn safebox(data_dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_safebox"))
@@ -147,4 +155,556 @@ fn admin_grant_and_revoke_change_the_role_and_are_audited() {
             ),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------
+// `safebox keys`: generate, rotate and status
+
+/// [`safebox`] with extra environment variables.
+fn safebox_env(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_safebox"));
+    command
+        .args(args)
+        .env_clear()
+        .env("SAFEBOX_DATA_DIR", data_dir)
+        .env("SAFEBOX_LOG", "error");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+/// `safebox keys ARGS` with `SAFEBOX_MASTER_KEYS=ring`.
+fn keys_with_ring(data_dir: &std::path::Path, args: &[&str], ring: &str) -> Output {
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    safebox_env(data_dir, &all, &[("SAFEBOX_MASTER_KEYS", ring)])
+}
+
+fn b64(key: &KeyBytes) -> String {
+    key.to_base64().as_str().to_owned()
+}
+
+fn entry(id: &str, key: &KeyBytes) -> String {
+    format!("{id}:{}", b64(key))
+}
+
+/// A cipher holding the master keys `ring` (`(id, material)`, oldest first).
+fn cipher(ring: &[(&str, &KeyBytes)]) -> AesGcmSecretCipher {
+    AesGcmSecretCipher::new(
+        MasterKeyRing::new(
+            ring.iter()
+                .map(|(id, key)| MasterKey::with_id(KeyId((*id).into()), key))
+                .collect(),
+        )
+        .unwrap(),
+    )
+}
+
+/// `YYYYMMDD` (UTC) of a Unix time, counted the long way.
+fn utc_date(secs: u64) -> String {
+    let leap = |year: u64| {
+        (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+    };
+    let mut days = secs / 86_400;
+    let mut year = 1970;
+    while days >= if leap(year) { 366 } else { 365 } {
+        days -= if leap(year) { 366 } else { 365 };
+        year += 1;
+    }
+    let months = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut month = 0;
+    while days >= months[month] {
+        days -= months[month];
+        month += 1;
+    }
+    format!("{year:04}{:02}{:02}", month + 1, days + 1)
+}
+
+fn today() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    utc_date(now.as_secs())
+}
+
+/// The one line `keys generate` printed, split into id and key.
+fn generated_entry(output: &Output) -> (String, KeyBytes) {
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let line = stdout.strip_suffix('\n').expect("one line");
+    assert!(!line.contains('\n'), "{stdout}");
+    let (id, key) = line.split_once(':').expect("ID:base64");
+    let key = KeyBytes::from_base64(key).unwrap();
+    assert_eq!(key.expose().len(), 32);
+    // What it prints is a ring of exactly that one entry.
+    let ring = MasterKeyEntry::parse_ring(line).unwrap();
+    assert_eq!(ring.len(), 1);
+    assert_eq!(ring[0].id.as_deref(), Some(id));
+    assert_eq!(ring[0].material.expose(), key.expose());
+    (id.to_owned(), key)
+}
+
+#[test]
+fn keys_generate_prints_a_fresh_entry_with_a_dated_default_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = today();
+    let entries: Vec<(String, KeyBytes)> = (0..3)
+        .map(|_| generated_entry(&safebox(dir.path(), &["keys", "generate"])))
+        .collect();
+    let after = today();
+    for (id, _) in &entries {
+        // mk-YYYYMMDD-xxxxxxxx
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(parts.len(), 3, "{id}");
+        assert_eq!(parts[0], "mk", "{id}");
+        assert!(
+            parts[1] == before || parts[1] == after,
+            "{id}: today is {after}"
+        );
+        assert_eq!(parts[2].len(), 8, "{id}");
+        assert!(
+            parts[2]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{id}"
+        );
+    }
+    let ids: HashSet<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
+    let keys: HashSet<Vec<u8>> = entries.iter().map(|(_, k)| k.expose().to_vec()).collect();
+    assert_eq!((ids.len(), keys.len()), (3, 3), "never the same twice");
+    // It needs no configuration and touches no database.
+    assert!(!dir.path().join("safebox.db").exists());
+}
+
+#[test]
+fn keys_generate_uses_the_given_id_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, first) = generated_entry(&safebox(
+        dir.path(),
+        &["keys", "generate", "--id", "team-2026"],
+    ));
+    assert_eq!(id, "team-2026");
+    let (id, second) = generated_entry(&safebox(
+        dir.path(),
+        &["keys", "generate", "--id", "team-2026"],
+    ));
+    assert_eq!(id, "team-2026");
+    assert_ne!(first.expose(), second.expose());
+    let longest = "a".repeat(64);
+    let (id, _) = generated_entry(&safebox(
+        dir.path(),
+        &["keys", "generate", "--id", &longest],
+    ));
+    assert_eq!(id, longest);
+
+    let too_long = "a".repeat(65);
+    for bad in ["bad id", "", &too_long, "a:b", "x,y", "tëam", "team/1"] {
+        let output = safebox(dir.path(), &["keys", "generate", "--id", bad]);
+        assert!(!output.status.success(), "--id {bad:?} was accepted");
+        assert!(
+            output.stdout.is_empty(),
+            "--id {bad:?}: {}",
+            text(&output.stdout)
+        );
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("--id"), "--id {bad:?}: {stderr}");
+    }
+}
+
+/// The id is checked as it is given, not as a ring entry (which would trim the
+/// spaces and split on the comma).
+#[test]
+fn keys_generate_refuses_ids_that_only_parse_after_trimming_or_splitting() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = b64(&KeyBytes::generate().unwrap());
+    let smuggled = format!("{other},team");
+    for bad in [" team", "team ", smuggled.as_str()] {
+        let output = safebox(dir.path(), &["keys", "generate", "--id", bad]);
+        assert!(
+            !output.status.success(),
+            "--id {bad:?} was accepted and printed {:?}",
+            text(&output.stdout)
+        );
+        assert!(text(&output.stderr).contains("--id"));
+    }
+}
+
+/// One row of the `keys status` table: id, data keys, state.
+fn status_rows(stdout: &str) -> Vec<(String, u64, String)> {
+    stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("master key"))
+        .skip(1)
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let id = fields.next().unwrap().to_owned();
+            let count = fields.next().unwrap().parse().unwrap();
+            (id, count, fields.collect::<Vec<_>>().join(" "))
+        })
+        .collect()
+}
+
+fn row<'a>(rows: &'a [(String, u64, String)], id: &str) -> &'a (String, u64, String) {
+    rows.iter()
+        .find(|(row, _, _)| row == id)
+        .unwrap_or_else(|| panic!("no row for {id} in {rows:?}"))
+}
+
+fn secret_value(raw: &str) -> SecretValue {
+    SecretValue::parse(raw.into(), 1024, "value").unwrap()
+}
+
+/// A migrated database in `dir` with accounts whose data keys `sealing` wraps,
+/// each with the secret `default` sealed as "value of userN". Returns each
+/// account's id and wrapped data key.
+fn accounts(
+    dir: &std::path::Path,
+    sealing: &AesGcmSecretCipher,
+    prefix: &str,
+    count: usize,
+) -> Vec<(UserId, WrappedDataKey)> {
+    let migrated = safebox(dir, &["migrate"]);
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let pool = db::connect(
+        &dir.join("safebox.db").display().to_string(),
+        2,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let users = DieselUserRepository::new(pool.clone());
+    let secrets = DieselSecretRepository::new(pool);
+    (0..count)
+        .map(|i| {
+            let id = UserId::generate();
+            let data_key = sealing.new_data_key(&id).unwrap();
+            let username = format!("{prefix}{i}");
+            users
+                .create(&NewUser {
+                    user: User {
+                        id,
+                        username: Username::parse(&username).unwrap(),
+                        email: None,
+                        password_hash: PasswordHash("$2b$04$x".into()),
+                        role: Role::User,
+                        data: UserData::empty(),
+                        created_at: Timestamp(1),
+                    },
+                    data_key: data_key.clone(),
+                })
+                .unwrap();
+            let name = SecretName::default_name();
+            let sealed = sealing
+                .seal(
+                    &data_key,
+                    &id,
+                    &name,
+                    SecretVersion(1),
+                    &secret_value(&format!("value of {username}")),
+                )
+                .unwrap();
+            let outcome = secrets
+                .write(&VersionWrite {
+                    owner: id,
+                    name,
+                    base: None,
+                    sealed,
+                    metadata: None,
+                    now: Timestamp(2),
+                    keep_versions: 10,
+                    max_secrets: 10,
+                })
+                .unwrap();
+            assert!(matches!(outcome, WriteOutcome::Written(_)));
+            (id, data_key)
+        })
+        .collect()
+}
+
+fn repositories(dir: &std::path::Path) -> (DieselUserRepository, DieselSecretRepository) {
+    let pool = db::connect(
+        &dir.join("safebox.db").display().to_string(),
+        2,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    (
+        DieselUserRepository::new(pool.clone()),
+        DieselSecretRepository::new(pool),
+    )
+}
+
+fn progress_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| line.starts_with("rewrapped "))
+        .collect()
+}
+
+#[test]
+fn keys_rotate_rewraps_every_data_key_resumably_and_status_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (KeyBytes::generate().unwrap(), KeyBytes::generate().unwrap());
+    let old = cipher(&[("k1", &a)]);
+    let before = accounts(dir.path(), &old, "user", 5);
+    let ring = format!("{},{}", entry("k1", &a), entry("k2", &b));
+
+    let status = keys_with_ring(dir.path(), &["status"], &ring);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let rows = status_rows(&text(&status.stdout));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (_, count, state) = row(&rows, "k1");
+    assert_eq!(*count, 5);
+    assert!(state.contains("still needed"), "{state}");
+    let (_, count, state) = row(&rows, "k2");
+    assert_eq!(*count, 0);
+    assert!(state.contains("seals new data keys"), "{state}");
+
+    // An earlier run was interrupted after re-wrapping one data key.
+    let (users, secrets) = repositories(dir.path());
+    let both = cipher(&[("k1", &a), ("k2", &b)]);
+    let (owner, key) = &before[0];
+    let rewrapped = both.rewrap(key, owner).unwrap().unwrap();
+    assert!(users.replace(owner, key, &rewrapped).unwrap());
+
+    let refused = keys_with_ring(dir.path(), &["rotate", "--batch", "0"], &ring);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--batch"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(
+        users.data_key(&before[1].0).unwrap(),
+        Some(before[1].1.clone()),
+        "a refused run changes nothing"
+    );
+
+    let rotate = keys_with_ring(dir.path(), &["rotate", "--batch", "2"], &ring);
+    let (stdout, stderr) = (text(&rotate.stdout), text(&rotate.stderr));
+    assert!(rotate.status.success(), "{stderr}");
+    assert_eq!(
+        progress_lines(&stderr),
+        ["rewrapped 2/4 data keys", "rewrapped 4/4 data keys"],
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("rotation complete: 4 data keys re-wrapped under k2"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("rewrapped "),
+        "progress goes to stderr: {stdout}"
+    );
+
+    let status = keys_with_ring(dir.path(), &["status"], &ring);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let rows = status_rows(&text(&status.stdout));
+    let (_, count, state) = row(&rows, "k1");
+    assert_eq!(*count, 0);
+    assert!(state.contains("can be removed"), "{state}");
+    let (_, count, state) = row(&rows, "k2");
+    assert_eq!(*count, 5);
+    assert!(state.contains("seals new data keys"), "{state}");
+
+    // Running it again is a successful no-op.
+    let again = keys_with_ring(dir.path(), &["rotate"], &ring);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(progress_lines(&text(&again.stderr)).is_empty());
+    assert!(
+        text(&again.stdout).contains("rotation complete: 0 data keys re-wrapped under k2"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    // Every data key is the same key, now wrapped by k2 alone: a cipher without
+    // k1 opens the secrets sealed before the rotation.
+    let new_only = cipher(&[("k2", &b)]);
+    let name = SecretName::default_name();
+    for (i, (owner, old_key)) in before.iter().enumerate() {
+        let key = users.data_key(owner).unwrap().unwrap();
+        assert_eq!(key.id, old_key.id);
+        assert_eq!(key.sealed.key_id, KeyId("k2".into()));
+        assert_ne!(key.sealed.bytes, old_key.sealed.bytes);
+        assert!(new_only.rewrap(&key, owner).unwrap().is_none());
+        let (_, stored) = secrets.read(owner, &name, None).unwrap().unwrap();
+        let value = new_only
+            .open(
+                &key,
+                owner,
+                &name,
+                SecretVersion(1),
+                &stored.unwrap().sealed,
+            )
+            .unwrap();
+        assert_eq!(value.expose(), format!("value of user{i}"));
+        assert!(matches!(
+            old.rewrap(&key, owner),
+            Err(CipherError::UnknownKey(KeyId(ref id))) if id == "k2"
+        ));
+    }
+    let counts = users.count_by_master_key().unwrap();
+    assert_eq!(counts, [(KeyId("k2".into()), 5)]);
+
+    // The old entry can go.
+    let status = keys_with_ring(dir.path(), &["status"], &entry("k2", &b));
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let rows = status_rows(&text(&status.stdout));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(row(&rows, "k2").1, 5);
+}
+
+#[test]
+fn keys_status_fails_naming_a_master_key_the_ring_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (KeyBytes::generate().unwrap(), KeyBytes::generate().unwrap());
+    accounts(dir.path(), &cipher(&[("k1", &a)]), "old", 2);
+    accounts(dir.path(), &cipher(&[("k2", &b)]), "new", 1);
+    let ring = entry("k2", &b);
+
+    let status = keys_with_ring(dir.path(), &["status"], &ring);
+    let (stdout, stderr) = (text(&status.stdout), text(&status.stderr));
+    assert_eq!(status.status.code(), Some(1), "{stdout}");
+    assert!(
+        stderr.contains("master key k1 wraps 2 data keys but is not in the ring"),
+        "{stderr}"
+    );
+    let rows = status_rows(&stdout);
+    assert_eq!(row(&rows, "k1").1, 2);
+    assert!(row(&rows, "k1").2.contains("NOT IN RING"), "{stdout}");
+    assert_eq!(row(&rows, "k2").1, 1);
+    for output in [&stdout, &stderr] {
+        assert!(!output.contains(&b64(&b)[..12]), "key material: {output}");
+    }
+
+    // Rotating cannot re-wrap them either, says why, and changes nothing.
+    let rotate = keys_with_ring(dir.path(), &["rotate"], &ring);
+    assert!(!rotate.status.success());
+    let stderr = text(&rotate.stderr);
+    assert!(stderr.contains("unknown key k1"), "{stderr}");
+    let (users, _) = repositories(dir.path());
+    let mut counts = users.count_by_master_key().unwrap();
+    counts.sort_by(|x, y| x.0.0.cmp(&y.0.0));
+    assert_eq!(counts, [(KeyId("k1".into()), 2), (KeyId("k2".into()), 1)]);
+}
+
+#[test]
+fn a_bad_master_key_ring_stops_keys_naming_the_variable_without_key_material() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (KeyBytes::generate().unwrap(), KeyBytes::generate().unwrap());
+    let (a64, b64_) = (b64(&a), b64(&b));
+    let rings = [
+        format!("k1:{a64},k2:dG9vIHNob3J0"),
+        format!("k1:{a64},k1:{b64_}"),
+        format!("bad id:{a64},k2:{b64_}"),
+        format!("k1:{a64},,k2:{b64_}"),
+        format!("k1:{a64},k2:{b64_}!!"),
+        format!("k1:{a64},{b64_}:k2"),
+        // Two bare entries of the same material share a fingerprint id.
+        format!("{a64},{a64}"),
+    ];
+    for ring in &rings {
+        for command in [["keys", "status"].as_slice(), ["keys", "rotate"].as_slice()] {
+            let output = safebox_env(dir.path(), command, &[("SAFEBOX_MASTER_KEYS", ring)]);
+            let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+            assert!(
+                !output.status.success(),
+                "{command:?} with {ring:?}: {stdout}"
+            );
+            assert!(
+                stderr.contains("SAFEBOX_MASTER_KEYS"),
+                "{command:?} with {ring:?}: {stderr}"
+            );
+            for secret in [&a64[..12], &b64_[..12], "dG9vIHNob3J0"] {
+                assert!(
+                    !stdout.contains(secret) && !stderr.contains(secret),
+                    "{command:?} with {ring:?} printed key material: {stdout} {stderr}"
+                );
+            }
+        }
+    }
+    // Both forms at once.
+    let output = safebox_env(
+        dir.path(),
+        &["keys", "status"],
+        &[
+            ("SAFEBOX_MASTER_KEY", &a64),
+            ("SAFEBOX_MASTER_KEYS", &entry("k2", &b)),
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("SAFEBOX_MASTER_KEYS"), "{stderr}");
+    assert!(
+        !stderr.contains(&a64[..12]) && !stderr.contains(&b64_[..12]),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_deployment_on_safebox_master_key_rotates_to_a_ring_with_a_bare_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (KeyBytes::generate().unwrap(), KeyBytes::generate().unwrap());
+    let single = AesGcmSecretCipher::new(MasterKeyRing::single(MasterKey::derive(&a)));
+    let fingerprint = single.sealing_key().0;
+    assert!(fingerprint.starts_with("mk-"), "{fingerprint}");
+    let before = accounts(dir.path(), &single, "user", 3);
+
+    // The single key is known by its fingerprint.
+    let status = safebox_env(
+        dir.path(),
+        &["keys", "status"],
+        &[("SAFEBOX_MASTER_KEY", &b64(&a))],
+    );
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let rows = status_rows(&text(&status.stdout));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(row(&rows, &fingerprint).1, 3);
+    assert!(row(&rows, &fingerprint).2.contains("seals new data keys"));
+
+    // The same material as a bare ring entry is the same key.
+    let ring = format!("{},{}", b64(&a), entry("k2", &b));
+    let rotate = keys_with_ring(dir.path(), &["rotate"], &ring);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    assert!(
+        text(&rotate.stdout).contains("rotation complete: 3 data keys re-wrapped under k2"),
+        "{}",
+        text(&rotate.stdout)
+    );
+    let rows = status_rows(&text(&rotate.stdout));
+    assert_eq!(row(&rows, &fingerprint).1, 0);
+    assert!(row(&rows, &fingerprint).2.contains("can be removed"));
+    assert_eq!(row(&rows, "k2").1, 3);
+
+    let (users, secrets) = repositories(dir.path());
+    let new_only = cipher(&[("k2", &b)]);
+    let name = SecretName::default_name();
+    for (i, (owner, _)) in before.iter().enumerate() {
+        let key = users.data_key(owner).unwrap().unwrap();
+        let (_, stored) = secrets.read(owner, &name, None).unwrap().unwrap();
+        let value = new_only
+            .open(
+                &key,
+                owner,
+                &name,
+                SecretVersion(1),
+                &stored.unwrap().sealed,
+            )
+            .unwrap();
+        assert_eq!(value.expose(), format!("value of user{i}"));
+    }
 }
