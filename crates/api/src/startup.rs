@@ -188,6 +188,7 @@ impl Application {
                     ApiError::Validation(describe(".", &message, "query")).into()
                 }))
                 .configure(routes::configure)
+                .configure(crate::docs_ui::configure)
                 .default_service(web::to(handlers::not_found))
         })
         .workers(config.workers)

@@ -141,6 +141,11 @@ pub struct Config {
     pub password_min_length: usize,
     /// Log filter directive (`SAFEBOX_LOG`).
     pub log: String,
+    /// How log lines are written (`SAFEBOX_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Serve `/metrics` on this address instead of the API's (`SAFEBOX_METRICS_ADDR`,
+    /// `host:port`); `None` serves it with the API.
+    pub metrics_addr: Option<String>,
     /// Database connections in the pool (`SAFEBOX_DB_POOL_SIZE`).
     pub db_pool_size: u32,
     /// How long a request waits for a database connection (`SAFEBOX_DB_TIMEOUT`).
@@ -171,6 +176,15 @@ pub struct Config {
     /// Serve HTTPS with this certificate chain and key (`SAFEBOX_TLS_CERT`,
     /// `SAFEBOX_TLS_KEY`); `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
 }
 
 /// PEM files for HTTPS.
@@ -219,6 +233,8 @@ impl Config {
             session_ttl: Duration::from_secs(24 * 60 * 60),
             password_min_length: 12,
             log: "info".to_owned(),
+            log_format: LogFormat::Text,
+            metrics_addr: None,
             db_pool_size: 8,
             db_timeout: Duration::from_secs(2),
             hash_workers: cores(),
@@ -284,6 +300,28 @@ impl Config {
         }
         if let Some(min) = get("SAFEBOX_PASSWORD_MIN_LENGTH") {
             config.password_min_length = parse_number("SAFEBOX_PASSWORD_MIN_LENGTH", &min)?;
+        }
+        if let Some(format) = get("SAFEBOX_LOG_FORMAT") {
+            config.log_format = match format.trim().to_ascii_lowercase().as_str() {
+                "text" | "pretty" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(invalid(
+                        "SAFEBOX_LOG_FORMAT",
+                        format!("{format:?} is not a log format (use text or json)"),
+                    ));
+                }
+            };
+        }
+        if let Some(addr) = get("SAFEBOX_METRICS_ADDR") {
+            let addr = addr.trim().to_owned();
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    "SAFEBOX_METRICS_ADDR",
+                    format!("{addr:?} is not an address like 127.0.0.1:9100"),
+                ));
+            }
+            config.metrics_addr = Some(addr);
         }
         if let Some(log) = get("SAFEBOX_LOG") {
             config.log = log;
@@ -974,5 +1012,33 @@ mod tests {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn log_format_and_metrics_address_are_checked() {
+        assert_eq!(from(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(
+            from(&[("SAFEBOX_LOG_FORMAT", "JSON")]).unwrap().log_format,
+            LogFormat::Json
+        );
+        assert!(
+            from(&[("SAFEBOX_LOG_FORMAT", "xml")])
+                .unwrap_err()
+                .to_string()
+                .starts_with("SAFEBOX_LOG_FORMAT:")
+        );
+        assert_eq!(
+            from(&[("SAFEBOX_METRICS_ADDR", "127.0.0.1:9100")])
+                .unwrap()
+                .metrics_addr
+                .as_deref(),
+            Some("127.0.0.1:9100")
+        );
+        assert!(
+            from(&[("SAFEBOX_METRICS_ADDR", "localhost")])
+                .unwrap_err()
+                .to_string()
+                .starts_with("SAFEBOX_METRICS_ADDR:")
+        );
     }
 }

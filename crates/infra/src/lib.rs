@@ -16,7 +16,9 @@ mod limits;
 
 pub use breach::EmbeddedBreachList;
 pub use clock::SystemClock;
-pub use config::{ClientIpSource, Config, ConfigError, KeyBytes, Keys, MasterKeyEntry, TlsFiles};
+pub use config::{
+    ClientIpSource, Config, ConfigError, KeyBytes, Keys, LogFormat, MasterKeyEntry, TlsFiles,
+};
 pub use crypto::cipher::{AesGcmSecretCipher, KeyRingError, MasterKey, MasterKeyRing};
 pub use crypto::hasher::BcryptPasswordHasher;
 pub use crypto::opaque::RandomOpaqueTokens;

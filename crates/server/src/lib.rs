@@ -13,7 +13,8 @@ use safebox_domain::usecases::{MasterKeyStatus, RotateKeys, SetRole, SetRoleErro
 use safebox_domain::{Origin, Role, Username};
 use safebox_infra::db::DbPool;
 use safebox_infra::{
-    AesGcmSecretCipher, Config, DieselAuditLog, DieselUserRepository, KeyBytes, MasterKeyEntry,
+    AesGcmSecretCipher, Config, DieselAuditLog, DieselUserRepository, KeyBytes, LogFormat,
+    MasterKeyEntry,
     SystemClock, db,
 };
 use tracing_subscriber::EnvFilter;
@@ -115,7 +116,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             };
             let username = Username::parse(&username)?;
             let config = Config::from_env()?;
-            init_logging(&config.log)?;
+            init_logging(&config)?;
             let pool = open_database(&config)?;
             db::migrate(&pool)?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -145,7 +146,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { action } => keys(action),
         Command::Migrate => {
             let config = Config::from_env()?;
-            init_logging(&config.log)?;
+            init_logging(&config)?;
             let pool = open_database(&config)?;
             let applied = db::migrate(&pool)?;
             if applied.is_empty() {
@@ -157,7 +158,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let config = Config::from_env()?;
-            init_logging(&config.log)?;
+            init_logging(&config)?;
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(config).await?;
                 app.run_until_stopped().await.context("server failed")
@@ -186,7 +187,7 @@ fn keys(action: KeysAction) -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::from_env()?;
-    init_logging(&config.log)?;
+    init_logging(&config)?;
     let pool = open_database(&config)?;
     db::migrate(&pool)?;
     let cipher = Arc::new(AesGcmSecretCipher::new(
@@ -266,12 +267,24 @@ fn open_database(config: &Config) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
-fn init_logging(filter: &str) -> anyhow::Result<()> {
+/// Logs to stderr, filtered by `SAFEBOX_LOG`, as text or (with
+/// `SAFEBOX_LOG_FORMAT=json`) one JSON object per line with the current span's
+/// fields (such as the request id) flattened in.
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = &config.log;
     let filter = EnvFilter::try_new(filter)
         .map_err(|err| anyhow::anyhow!("SAFEBOX_LOG: {filter:?} is not a valid filter ({err})"))?;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
     Ok(())
 }
