@@ -1,5 +1,6 @@
 //! Configuration from `SAFEBOX_*` environment variables, and the key material.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::Write as _;
@@ -20,6 +21,14 @@ pub const MIN_KEY_BYTES: usize = 32;
 /// never contains a key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read, is not TOML, or has an unknown key.
+    #[error("{path}: {problem}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A variable holds a value that cannot be used.
     #[error("{var}: {problem}")]
     Invalid {
@@ -254,6 +263,159 @@ impl Config {
     /// Reads the `SAFEBOX_*` environment variables over the defaults.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the `SAFEBOX_*` environment variables over the TOML file at `file`
+    /// (when given) over the defaults. A file key is a variable's name without
+    /// `SAFEBOX_`, in lower case: `port = 8200` is `SAFEBOX_PORT=8200`.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let from_file = match file {
+            Some(path) => read_config_file(path)?,
+            None => BTreeMap::new(),
+        };
+        Self::layered(|name| std::env::var(name).ok(), &from_file, file)
+    }
+
+    /// [`Config::load`] with the environment read through `env` and the file
+    /// already read into `file` (key to value), for tests.
+    pub fn layered(
+        env: impl Fn(&str) -> Option<String>,
+        file: &BTreeMap<String, String>,
+        path: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let shown = path.map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
+        if let Some(key) = file
+            .keys()
+            .find(|key| !CONFIG_VARS.contains(&var_of(key).as_str()))
+        {
+            return Err(ConfigError::File {
+                path: shown,
+                problem: format!("unknown key `{key}`"),
+            });
+        }
+        let set = |value: &Option<String>| value.as_ref().is_some_and(|v| !v.trim().is_empty());
+        Self::from_lookup(|name| {
+            let value = env(name);
+            if set(&value) {
+                return value;
+            }
+            file.get(&key_of(name)).cloned()
+        })
+        .map_err(|err| match err {
+            // A bad value from the file is reported by its key and the file.
+            ConfigError::Invalid { var, problem }
+                if !set(&env(var)) && file.contains_key(&key_of(var)) =>
+            {
+                ConfigError::Invalid {
+                    var,
+                    problem: format!("{problem} (set as `{}` in {shown})", key_of(var)),
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// The effective configuration as `key = value` lines of TOML, with every
+    /// key and secret redacted: what `safebox config check` prints.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let quoted = |text: &str| format!("{text:?}");
+        let secs = |d: Duration| format!("\"{}s\"", d.as_secs());
+        let redacted = |set: bool| {
+            if set {
+                quoted("<redacted>")
+            } else {
+                quoted("")
+            }
+        };
+        let ring = self
+            .master_keys
+            .iter()
+            .map(|entry| match &entry.id {
+                Some(id) => quoted(&format!("{id}:<redacted>")),
+                None => quoted("<redacted>"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        vec![
+            ("host", quoted(&self.host)),
+            ("port", self.port.to_string()),
+            ("data_dir", quoted(&self.data_dir.display().to_string())),
+            (
+                "database_url",
+                quoted(&redact_url(&self.effective_database_url())),
+            ),
+            ("master_key", redacted(self.master_key.is_some())),
+            ("master_keys", format!("[{ring}]")),
+            ("jwt_secret", redacted(self.jwt_secret.is_some())),
+            ("bcrypt_cost", self.bcrypt_cost.to_string()),
+            ("access_token_ttl", secs(self.access_token_ttl)),
+            ("session_ttl", secs(self.session_ttl)),
+            ("password_min_length", self.password_min_length.to_string()),
+            ("log", quoted(&self.log)),
+            (
+                "log_format",
+                quoted(match self.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }),
+            ),
+            (
+                "metrics_addr",
+                quoted(self.metrics_addr.as_deref().unwrap_or("")),
+            ),
+            ("db_pool_size", self.db_pool_size.to_string()),
+            ("db_timeout", secs(self.db_timeout)),
+            ("hash_workers", self.hash_workers.to_string()),
+            ("hash_queue", self.hash_queue.to_string()),
+            ("workers", self.workers.to_string()),
+            ("lockout_threshold", self.lockout_threshold.to_string()),
+            ("lockout_window", secs(self.lockout_window)),
+            ("lockout_duration", secs(self.lockout_duration)),
+            ("ip_rate_burst", self.ip_rate_burst.to_string()),
+            ("ip_rate_per_minute", self.ip_rate_per_minute.to_string()),
+            (
+                "client_ip_source",
+                quoted(match self.client_ip_source {
+                    ClientIpSource::Peer => "peer",
+                    ClientIpSource::XForwardedFor { .. } => "x-forwarded-for",
+                }),
+            ),
+            (
+                "trusted_proxy_hops",
+                match self.client_ip_source {
+                    ClientIpSource::Peer => "1".to_owned(),
+                    ClientIpSource::XForwardedFor { hops } => hops.to_string(),
+                },
+            ),
+            (
+                "audit_retention_days",
+                (self.audit_retention.as_secs() / 86_400).to_string(),
+            ),
+            (
+                "tls_cert",
+                quoted(
+                    &self
+                        .tls
+                        .as_ref()
+                        .map_or(String::new(), |t| t.cert.display().to_string()),
+                ),
+            ),
+            (
+                "tls_key",
+                quoted(
+                    &self
+                        .tls
+                        .as_ref()
+                        .map_or(String::new(), |t| t.key.display().to_string()),
+                ),
+            ),
+            ("max_versions", self.max_versions.to_string()),
+            ("max_secret_bytes", self.max_secret_bytes.to_string()),
+            (
+                "max_secrets_per_user",
+                self.max_secrets_per_user.to_string(),
+            ),
+        ]
     }
 
     /// Reads configuration through `lookup` (a variable name to its value), so that
@@ -586,6 +748,119 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
     file.write_all(contents)
         .and_then(|()| file.sync_all())
         .map_err(io_error(path))
+}
+
+/// Every variable safebox reads; a config file key is one of these without
+/// `SAFEBOX_`, in lower case.
+pub const CONFIG_VARS: &[&str] = &[
+    "SAFEBOX_HOST",
+    "SAFEBOX_PORT",
+    "SAFEBOX_DATA_DIR",
+    "SAFEBOX_DATABASE_URL",
+    "SAFEBOX_MASTER_KEY",
+    "SAFEBOX_MASTER_KEYS",
+    "SAFEBOX_JWT_SECRET",
+    "SAFEBOX_BCRYPT_COST",
+    "SAFEBOX_ACCESS_TOKEN_TTL",
+    "SAFEBOX_SESSION_TTL",
+    "SAFEBOX_PASSWORD_MIN_LENGTH",
+    "SAFEBOX_LOG",
+    "SAFEBOX_LOG_FORMAT",
+    "SAFEBOX_METRICS_ADDR",
+    "SAFEBOX_DB_POOL_SIZE",
+    "SAFEBOX_DB_TIMEOUT",
+    "SAFEBOX_HASH_WORKERS",
+    "SAFEBOX_HASH_QUEUE",
+    "SAFEBOX_WORKERS",
+    "SAFEBOX_LOCKOUT_THRESHOLD",
+    "SAFEBOX_LOCKOUT_WINDOW",
+    "SAFEBOX_LOCKOUT_DURATION",
+    "SAFEBOX_IP_RATE_BURST",
+    "SAFEBOX_IP_RATE_PER_MINUTE",
+    "SAFEBOX_CLIENT_IP_SOURCE",
+    "SAFEBOX_TRUSTED_PROXY_HOPS",
+    "SAFEBOX_AUDIT_RETENTION_DAYS",
+    "SAFEBOX_TLS_CERT",
+    "SAFEBOX_TLS_KEY",
+    "SAFEBOX_MAX_VERSIONS",
+    "SAFEBOX_MAX_SECRET_BYTES",
+    "SAFEBOX_MAX_SECRETS_PER_USER",
+];
+
+/// The config file key of the variable `var`: `SAFEBOX_PORT` is `port`.
+fn key_of(var: &str) -> String {
+    var.strip_prefix("SAFEBOX_")
+        .unwrap_or(var)
+        .to_ascii_lowercase()
+}
+
+/// The variable of the config file key `key`: `port` is `SAFEBOX_PORT`.
+fn var_of(key: &str) -> String {
+    format!("SAFEBOX_{}", key.to_ascii_uppercase())
+}
+
+/// A database URL with any password replaced: `mysql://u:<redacted>@h/db`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Reads a TOML config file into key-value text, as the environment would hold
+/// it: numbers and booleans as written, strings as they are, and an array of
+/// strings joined with commas (`master_keys = ["a:…", "b:…"]`).
+fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    use figment::Figment;
+    use figment::providers::{Format as _, Toml};
+    use figment::value::Value;
+
+    let shown = path.display().to_string();
+    let file_error = |problem: String| ConfigError::File {
+        path: shown.clone(),
+        problem,
+    };
+    if !path.is_file() {
+        return Err(file_error("no such file".to_owned()));
+    }
+    warn_if_readable_by_others(path);
+    let table: BTreeMap<String, Value> = Figment::from(Toml::file_exact(path))
+        .extract()
+        .map_err(|err| file_error(err.to_string()))?;
+    let scalar = |key: &str, value: &Value| -> Result<String, ConfigError> {
+        match value {
+            Value::String(_, text) => Ok(text.clone()),
+            Value::Num(_, number) => number
+                .to_u128()
+                .map(|n| n.to_string())
+                .or_else(|| number.to_i128().map(|n| n.to_string()))
+                .ok_or_else(|| file_error(format!("`{key}` must be a whole number"))),
+            Value::Bool(_, flag) => Ok(flag.to_string()),
+            _ => Err(file_error(format!(
+                "`{key}` must be a string, a number or a boolean"
+            ))),
+        }
+    };
+    table
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Value::Array(_, items) => items
+                    .iter()
+                    .map(|item| scalar(key, item))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
+                other => scalar(key, other)?,
+            };
+            Ok((key.clone(), text))
+        })
+        .collect()
 }
 
 /// The most versions `SAFEBOX_MAX_VERSIONS` may keep.
@@ -1040,5 +1315,153 @@ mod tests {
                 .to_string()
                 .starts_with("SAFEBOX_METRICS_ADDR:")
         );
+    }
+
+    #[test]
+    fn every_variable_read_is_a_known_config_key() {
+        let source = include_str!("config.rs");
+        let read: std::collections::BTreeSet<&str> = source
+            .match_indices("get(\"SAFEBOX_")
+            .map(|(at, _)| {
+                let name = &source[at + 5..];
+                &name[..name.find('"').unwrap()]
+            })
+            .collect();
+        let known: std::collections::BTreeSet<&str> = CONFIG_VARS.iter().copied().collect();
+        assert_eq!(read, known);
+    }
+
+    fn file(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_which_wins_over_the_defaults() {
+        let env = |name: &str| (name == "SAFEBOX_PORT").then(|| "8300".to_owned());
+        let config = Config::layered(
+            env,
+            &file(&[("port", "8200"), ("bcrypt_cost", "11")]),
+            Some(Path::new("/etc/safebox.toml")),
+        )
+        .unwrap();
+        assert_eq!(config.port, 8300);
+        assert_eq!(config.bcrypt_cost, 11);
+        assert_eq!(config.workers, Config::defaults("x").workers);
+        // An empty environment value counts as unset: the file's value stands.
+        let config = Config::layered(
+            |name| (name == "SAFEBOX_BCRYPT_COST").then(String::new),
+            &file(&[("bcrypt_cost", "11")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.bcrypt_cost, 11);
+    }
+
+    #[test]
+    fn a_bad_file_value_names_its_key_and_file_and_unknown_keys_are_refused() {
+        let err = Config::layered(
+            |_| None,
+            &file(&[("bcrypt_cost", "99")]),
+            Some(Path::new("/etc/safebox.toml")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("SAFEBOX_BCRYPT_COST:"), "{err}");
+        assert!(
+            err.ends_with("(set as `bcrypt_cost` in /etc/safebox.toml)"),
+            "{err}"
+        );
+        let err = Config::layered(|_| None, &file(&[("prot", "1")]), Some(Path::new("s.toml")))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "s.toml: unknown key `prot`");
+    }
+
+    #[test]
+    fn config_files_are_toml_with_arrays_for_the_key_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("safebox.toml");
+        let a = KeyBytes::new(vec![1; 32]).unwrap().to_base64();
+        fs::write(
+            &path,
+            format!(
+                "port = 8200\nlog_format = \"json\"\nmaster_keys = [\"k1:{}\"]\n",
+                a.as_str()
+            ),
+        )
+        .unwrap();
+        let read = read_config_file(&path).unwrap();
+        assert_eq!(read["port"], "8200");
+        assert_eq!(read["master_keys"], format!("k1:{}", a.as_str()));
+        let config = Config::layered(|_| None, &read, Some(&path)).unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.master_keys[0].id.as_deref(), Some("k1"));
+
+        fs::write(&path, "port = [").unwrap();
+        assert!(
+            read_config_file(&path)
+                .unwrap_err()
+                .to_string()
+                .starts_with(&path.display().to_string())
+        );
+        fs::write(&path, "port = { a = 1 }").unwrap();
+        assert!(
+            read_config_file(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("`port` must be")
+        );
+        assert_eq!(
+            read_config_file(&dir.path().join("missing.toml"))
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "{}: no such file",
+                dir.path().join("missing.toml").display()
+            )
+        );
+    }
+
+    #[test]
+    fn describe_redacts_every_key_and_password() {
+        let a = KeyBytes::new(vec![1; 32]).unwrap().to_base64();
+        let b = KeyBytes::new(vec![2; 32]).unwrap().to_base64();
+        let ring = format!("k1:{},{}", a.as_str(), b.as_str());
+        let config = from(&[
+            ("SAFEBOX_MASTER_KEYS", &ring),
+            ("SAFEBOX_JWT_SECRET", a.as_str()),
+            (
+                "SAFEBOX_DATABASE_URL",
+                "mysql://app:hunter2@127.0.0.1/safebox",
+            ),
+        ])
+        .unwrap();
+        let lines: Vec<String> = config
+            .describe()
+            .into_iter()
+            .map(|(key, value)| format!("{key} = {value}"))
+            .collect();
+        let text = lines.join("\n");
+        assert!(
+            !text.contains(a.as_str()) && !text.contains(b.as_str()),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("master_keys = [\"k1:<redacted>\", \"<redacted>\"]"),
+            "{text}"
+        );
+        assert!(text.contains("jwt_secret = \"<redacted>\""), "{text}");
+        assert!(
+            text.contains("database_url = \"mysql://app:<redacted>@127.0.0.1/safebox\""),
+            "{text}"
+        );
+        // Every line names a key the file accepts.
+        for (key, _) in config.describe() {
+            assert!(CONFIG_VARS.contains(&var_of(key).as_str()), "{key}");
+        }
     }
 }

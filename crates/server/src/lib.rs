@@ -14,17 +14,19 @@ use safebox_domain::{Origin, Role, Username};
 use safebox_infra::db::DbPool;
 use safebox_infra::{
     AesGcmSecretCipher, Config, DieselAuditLog, DieselUserRepository, KeyBytes, LogFormat,
-    MasterKeyEntry,
-    SystemClock, db,
+    MasterKeyEntry, SystemClock, db,
 };
 use tracing_subscriber::EnvFilter;
 
 /// safebox: a self-hosted store for passwords, API keys and notes that nobody else
-/// can read. Configured with SAFEBOX_* environment variables (see
-/// docs/configuration.md).
+/// can read. Configured with SAFEBOX_* environment variables over an optional
+/// TOML file (see docs/configuration.md).
 #[derive(Debug, Parser)]
 #[command(name = "safebox", version, about)]
 pub struct Cli {
+    /// A TOML config file; SAFEBOX_* environment variables override its keys.
+    #[arg(long, global = true, env = "SAFEBOX_CONFIG", value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,12 +46,25 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Check the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Manage the master key ring (SAFEBOX_MASTER_KEYS). See docs/vault.md for the
     /// rotation runbook.
     Keys {
         #[command(subcommand)]
         action: KeysAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration (environment over the config file over
+    /// the defaults) with every key and password redacted; exit 1, naming the
+    /// setting, when it is invalid. Reads nothing else and writes nothing.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,7 +118,24 @@ pub fn run() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
+    let config_file = cli.config.as_deref();
     match cli.command {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            let config = Config::load(config_file)?;
+            println!("# safebox: the configuration is valid. Secrets are redacted.");
+            if config.master_key.is_none() && config.master_keys.is_empty() {
+                println!("# No master key is set: a development key file in data_dir is used.");
+            }
+            if config.jwt_secret.is_none() {
+                println!("# No JWT secret is set: a development key file in data_dir is used.");
+            }
+            for (key, value) in config.describe() {
+                println!("{key} = {value}");
+            }
+            Ok(())
+        }
         Command::Keygen => {
             let key = KeyBytes::generate().context("the operating system's RNG failed")?;
             println!("{}", key.to_base64().as_str());
@@ -115,7 +147,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 AdminAction::Revoke { username } => (username, Role::User),
             };
             let username = Username::parse(&username)?;
-            let config = Config::from_env()?;
+            let config = Config::load(config_file)?;
             init_logging(&config)?;
             let pool = open_database(&config)?;
             db::migrate(&pool)?;
@@ -143,9 +175,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 Err(err) => Err(err.into()),
             }
         }
-        Command::Keys { action } => keys(action),
+        Command::Keys { action } => keys(action, config_file),
         Command::Migrate => {
-            let config = Config::from_env()?;
+            let config = Config::load(config_file)?;
             init_logging(&config)?;
             let pool = open_database(&config)?;
             let applied = db::migrate(&pool)?;
@@ -157,7 +189,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            let config = Config::from_env()?;
+            let config = Config::load(config_file)?;
             init_logging(&config)?;
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(config).await?;
@@ -167,7 +199,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn keys(action: KeysAction) -> anyhow::Result<()> {
+fn keys(action: KeysAction, config_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     if let KeysAction::Generate { id } = action {
         let id = match id {
             Some(id) => id,
@@ -186,7 +218,7 @@ fn keys(action: KeysAction) -> anyhow::Result<()> {
         println!("{entry}");
         return Ok(());
     }
-    let config = Config::from_env()?;
+    let config = Config::load(config_file)?;
     init_logging(&config)?;
     let pool = open_database(&config)?;
     db::migrate(&pool)?;

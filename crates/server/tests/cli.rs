@@ -708,3 +708,165 @@ fn a_deployment_on_safebox_master_key_rotates_to_a_ring_with_a_bare_entry() {
         assert_eq!(value.expose(), format!("value of user{i}"));
     }
 }
+
+fn config_check(file: &std::path::Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_safebox"));
+    command
+        .args(["config", "check", "--config"])
+        .arg(file)
+        .env_clear()
+        .env("SAFEBOX_LOG", "error");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+#[test]
+fn config_check_prints_the_file_under_the_environment_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("safebox.toml");
+    let master = KeyBytes::generate().unwrap().to_base64();
+    let jwt = KeyBytes::generate().unwrap().to_base64();
+    std::fs::write(
+        &file,
+        format!(
+            "port = 8200\nbcrypt_cost = 11\nmaster_keys = [\"k1:{}\"]\njwt_secret = \"{}\"\n\
+             database_url = \"mysql://app:hunter2@127.0.0.1/safebox\"\n",
+            master.as_str(),
+            jwt.as_str()
+        ),
+    )
+    .unwrap();
+    let output = config_check(&file, &[("SAFEBOX_PORT", "8300")]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("\nport = 8300\n"), "{stdout}");
+    assert!(stdout.contains("\nbcrypt_cost = 11\n"), "{stdout}");
+    assert!(
+        stdout.contains("master_keys = [\"k1:<redacted>\"]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("jwt_secret = \"<redacted>\""), "{stdout}");
+    for secret in [master.as_str(), jwt.as_str(), "hunter2"] {
+        assert!(!stdout.contains(secret) && !text(&output.stderr).contains(secret));
+    }
+    // It wrote nothing: no data dir, no development keys.
+    assert!(!dir.path().join("safebox-data").exists());
+}
+
+#[test]
+fn config_check_fails_naming_the_bad_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("safebox.toml");
+    std::fs::write(&file, "bcrypt_cost = 99\n").unwrap();
+    let output = config_check(&file, &[]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("SAFEBOX_BCRYPT_COST: must be between 4 and 31 (set as `bcrypt_cost` in"),
+        "{stderr}"
+    );
+    std::fs::write(&file, "prot = 1\n").unwrap();
+    let stderr = text(&config_check(&file, &[]).stderr);
+    assert!(stderr.contains("unknown key `prot`"), "{stderr}");
+    std::fs::write(&file, "port = [\n").unwrap();
+    assert!(!config_check(&file, &[]).status.success());
+    // The environment is checked too, and wins.
+    std::fs::write(&file, "port = 8200\n").unwrap();
+    let output = config_check(&file, &[("SAFEBOX_PORT", "http")]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("SAFEBOX_PORT"));
+    let output = config_check(&dir.path().join("missing.toml"), &[]);
+    assert!(text(&output.stderr).contains("no such file"));
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends one HTTP/1.1 request on `stream` and reads the whole response.
+fn http(stream: &mut std::net::TcpStream, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_safebox"))
+        .arg("serve")
+        .env_clear()
+        .env("SAFEBOX_DATA_DIR", dir.path())
+        .env("SAFEBOX_PORT", port.to_string())
+        // bcrypt at the default cost makes a login slow enough to be in flight.
+        .env("SAFEBOX_BCRYPT_COST", "12")
+        .env("SAFEBOX_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let connect = || std::net::TcpStream::connect(&address);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while connect().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "safebox did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let account = r#"{"username":"shutdown","email":"shutdown@example.com","password":"correct horse battery staple"}"#;
+    let registered = http(&mut connect().unwrap(), "POST", "/register", account);
+    if !registered.starts_with("HTTP/1.1 201") {
+        server.kill().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut stderr).unwrap();
+        panic!("register answered {registered:?}; server said:\n{stderr}");
+    }
+
+    let mut stream = connect().unwrap();
+    let login = std::thread::spawn(move || {
+        http(
+            &mut stream,
+            "POST",
+            "/login",
+            r#"{"email":"shutdown@example.com","password":"correct horse battery staple"}"#,
+        )
+    });
+    // Let the login reach bcrypt (about 0.2 s at cost 12), then ask for a stop.
+    std::thread::sleep(Duration::from_millis(100));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let response = login.join().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"token\""), "{response}");
+    let status = server.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("SIGTERM received; starting graceful shutdown"),
+        "{stderr}"
+    );
+    // And it no longer listens.
+    assert!(connect().is_err());
+}
