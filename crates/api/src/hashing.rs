@@ -17,7 +17,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 
 use crossbeam_channel::Sender;
@@ -42,6 +42,34 @@ pub struct HashingPool {
     queue: usize,
     /// Jobs admitted and not finished; never above `workers + queue`.
     in_flight: Arc<AtomicUsize>,
+    /// What the pool has done, for metrics.
+    stats: Arc<Stats>,
+}
+
+/// Counters shared between the pool, its jobs and whoever reads them.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Jobs admitted that no worker has started yet.
+    waiting: AtomicUsize,
+    /// Jobs refused because the pool was saturated.
+    rejections: AtomicU64,
+}
+
+/// A read-only view of a [`HashingPool`]'s counters, for the metrics endpoint
+/// (which may run in another server than the pool's users).
+#[derive(Debug, Clone)]
+pub struct HashingStats(Arc<Stats>);
+
+impl HashingStats {
+    /// Jobs admitted and waiting for a worker (not yet running).
+    pub fn queue_depth(&self) -> usize {
+        self.0.waiting.load(Ordering::Acquire)
+    }
+
+    /// Jobs refused since start because every worker was busy and the queue full.
+    pub fn rejections(&self) -> u64 {
+        self.0.rejections.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for HashingPool {
@@ -77,7 +105,13 @@ impl HashingPool {
             workers,
             queue,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(Stats::default()),
         }
+    }
+
+    /// The pool's counters: queue depth and rejections.
+    pub fn stats(&self) -> HashingStats {
+        HashingStats(Arc::clone(&self.stats))
     }
 
     /// Threads in the pool.
@@ -108,7 +142,12 @@ impl HashingPool {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let submitted = if admitted {
             let guard = InFlight(Arc::clone(&self.in_flight));
+            let stats = Arc::clone(&self.stats);
+            stats.waiting.fetch_add(1, Ordering::AcqRel);
+            let waiting = Waiting(stats);
             let wrapped: Job = Box::new(move || {
+                // Running now, not waiting.
+                drop(waiting);
                 let result = catch_unwind(AssertUnwindSafe(job));
                 // Not in flight any more once the caller can see the result.
                 drop(guard);
@@ -124,6 +163,7 @@ impl HashingPool {
                 .map(|()| rx)
                 .map_err(|_| PoolError::Lost)
         } else {
+            self.stats.rejections.fetch_add(1, Ordering::Relaxed);
             Err(PoolError::Saturated)
         };
         async move { submitted?.await.map_err(|_| PoolError::Lost) }
@@ -155,6 +195,16 @@ struct InFlight(Arc<AtomicUsize>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Decrements the waiting count when a worker starts the job, or when the job is
+/// dropped unrun (the pool shut down).
+struct Waiting(Arc<Stats>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -199,13 +249,17 @@ mod tests {
         started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
         // Fill the queue's one slot.
         let queued = pool.run(|| 1);
+        assert_eq!(pool.stats().queue_depth(), 1);
+        assert_eq!(pool.stats().rejections(), 0);
         // The next job is refused without waiting.
         let began = Instant::now();
         assert!(matches!(pool.run(|| 2).await, Err(PoolError::Saturated)));
         assert!(began.elapsed() < Duration::from_millis(100));
+        assert_eq!(pool.stats().rejections(), 1);
         release.wait();
         held.await.unwrap();
         assert_eq!(queued.await.unwrap(), 1);
+        assert_eq!(pool.stats().queue_depth(), 0);
     }
 
     #[cfg(target_os = "linux")]

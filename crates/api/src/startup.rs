@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -26,6 +26,9 @@ use crate::error::ApiError;
 use crate::extract::describe;
 use crate::handlers;
 use crate::hashing::HashingPool;
+use crate::metrics::{CountingAuditLog, Metrics};
+use crate::ops::{self, Ops};
+use crate::request_id::{self, SafeboxRootSpan};
 use crate::routes;
 use crate::state::AppState;
 
@@ -56,10 +59,12 @@ pub enum StartupError {
     },
 }
 
-/// A built safebox: the database migrated, the adapters wired, the listener bound.
+/// A built safebox: the database migrated, the adapters wired, the listeners
+/// bound: the API's, and the metrics server's when `SAFEBOX_METRICS_ADDR` is set.
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(u16, Server)>,
 }
 
 impl Application {
@@ -93,6 +98,7 @@ impl Application {
             tracing::info!(migrations = ?applied, "applied database migrations");
         }
 
+        let metrics = Arc::new(Metrics::default());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let tokens: Arc<dyn TokenIssuer> = Arc::new(JwtTokenIssuer::new(
             &keys.jwt,
@@ -111,10 +117,14 @@ impl Application {
             sessions: Arc::new(DieselSessionRepository::new(pool.clone())),
             opaque_tokens: Arc::new(RandomOpaqueTokens),
             attempts: Arc::new(MemoryAttemptLimiter::default()),
-            audit: Arc::new(DieselAuditLog::start(
-                pool,
-                config.audit_retention,
-                clock.clone(),
+            // Counts logins and lockouts for /metrics on the way to the database.
+            audit: Arc::new(CountingAuditLog::new(
+                Arc::new(DieselAuditLog::start(
+                    pool.clone(),
+                    config.audit_retention,
+                    clock.clone(),
+                )),
+                metrics.clone(),
             )),
             clock,
         };
@@ -132,6 +142,14 @@ impl Application {
             Arc::new(EmbeddedBreachList::load()),
         );
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let hashing = HashingPool::new(config.hash_workers, config.hash_queue);
+        let ops = web::Data::new(Ops {
+            db: pool,
+            check_timeout: config.db_timeout + Duration::from_secs(1),
+            metrics: metrics.clone(),
+            hashing: hashing.stats(),
+        });
+        let metrics = web::Data::from(metrics);
         let state = web::Data::new(AppState {
             register: Register::new(&ports),
             login: Login::new(&ports, lockout, sessions),
@@ -148,7 +166,7 @@ impl Application {
             list_sessions: ListSessions::new(&ports),
             end_session: EndSession::new(&ports),
             password_policy,
-            hashing: HashingPool::new(config.hash_workers, config.hash_queue),
+            hashing,
             ip_limiter: (config.ip_rate_per_minute > 0).then(|| {
                 Arc::new(MemoryRateLimiter::new(
                     config.ip_rate_burst,
@@ -160,24 +178,48 @@ impl Application {
         });
 
         let address = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                address: address.clone(),
-                source,
-            })?
-            .port();
+        let (listener, port) = bind(&address)?;
+        // With a metrics address, /metrics is served there only (plain HTTP, one
+        // worker); the API port answers it with 404.
+        let metrics_server = config
+            .metrics_addr
+            .as_deref()
+            .map(|address| {
+                let (listener, port) = bind(address)?;
+                let ops = ops.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .wrap(security_headers(false))
+                        .app_data(ops.clone())
+                        .configure(ops::configure_metrics)
+                        .default_service(web::to(handlers::not_found))
+                })
+                .workers(1)
+                .shutdown_timeout(10)
+                .listen(listener)
+                .map_err(|source| StartupError::Bind {
+                    address: address.to_owned(),
+                    source,
+                })?
+                .run();
+                tracing::info!(port, "metrics are served on their own port");
+                Ok::<_, StartupError>((port, server))
+            })
+            .transpose()?;
+        let metrics_on_api = metrics_server.is_none();
 
         let hsts = tls.is_some();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(security_headers(hsts))
-                .wrap(TracingLogger::default())
+                .wrap(from_fn(crate::metrics::track))
+                .wrap(TracingLogger::<SafeboxRootSpan>::new())
+                // Outermost: the id is settled before the span is made, and set on
+                // every response, errors from the layers above included.
+                .wrap(from_fn(request_id::assign))
                 .app_data(state.clone())
+                .app_data(ops.clone())
+                .app_data(metrics.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     let message = match &err {
                         actix_web::error::QueryPayloadError::Deserialize(inner) => {
@@ -189,6 +231,12 @@ impl Application {
                 }))
                 .configure(routes::configure)
                 .configure(crate::docs_ui::configure)
+                .configure(ops::configure_probes)
+                .configure(|cfg| {
+                    if metrics_on_api {
+                        ops::configure_metrics(cfg);
+                    }
+                })
                 .default_service(web::to(handlers::not_found))
         })
         .workers(config.workers)
@@ -212,19 +260,56 @@ impl Application {
         .run();
 
         tracing::info!(port, tls = hsts, "safebox is listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            metrics: metrics_server,
+        })
     }
 
-    /// The port the listener is bound to.
+    /// The port the API listener is bound to.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until the server is stopped: SIGTERM stops it gracefully (in-flight
-    /// requests get up to 10 s), SIGINT and SIGQUIT at once.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// The port the metrics server is bound to, when `SAFEBOX_METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
+
+    /// Serves until the servers are stopped: SIGTERM stops them gracefully
+    /// (in-flight requests get up to 10 s), SIGINT and SIGQUIT at once. When one
+    /// of the two servers stops, the other is stopped too.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        use futures_util::future::{Either, select};
+
+        let Some((_, metrics)) = self.metrics else {
+            return self.server.await;
+        };
+        let api_handle = self.server.handle();
+        let metrics_handle = metrics.handle();
+        match select(self.server, metrics).await {
+            Either::Left((api, metrics)) => {
+                metrics_handle.stop(true).await;
+                api.and(metrics.await)
+            }
+            Either::Right((metrics, api)) => {
+                api_handle.stop(true).await;
+                api.await.and(metrics)
+            }
+        }
+    }
+}
+
+/// Binds `address`; returns the listener and the port it got (port 0 picks one).
+fn bind(address: &str) -> Result<(TcpListener, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        address: address.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(address).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    Ok((listener, port))
 }
 
 /// The blocking threads each worker may use: the database pool shared out among

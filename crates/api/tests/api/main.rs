@@ -11,6 +11,7 @@ mod audit;
 mod cookies;
 mod login;
 mod openapi;
+mod ops;
 mod register;
 mod secrets;
 mod sessions;

@@ -48,6 +48,80 @@ impl DbPool {
     pub fn get(&self) -> Result<Conn, diesel::r2d2::PoolError> {
         self.reads.get()
     }
+
+    /// Checks that the database answers: checks out a read connection (waiting at
+    /// most the pool's connection timeout) and runs a trivial query. Blocks.
+    ///
+    /// The query reads the schema table rather than `SELECT 1`, which SQLite
+    /// answers without touching the file: reading the schema takes a read
+    /// transaction, so a database that cannot be read is noticed.
+    pub fn ping(&self) -> Result<(), PingError> {
+        use diesel::RunQueryDsl as _;
+        let mut conn = self.reads.get().map_err(PingError::Checkout)?;
+        diesel::sql_query("SELECT count(*) FROM sqlite_master")
+            .execute(&mut *conn)
+            .map(drop)
+            .map_err(PingError::Query)
+    }
+
+    /// How many connections of each pool are idle and in use, for metrics.
+    pub fn connections(&self) -> PoolConnections {
+        let state = |pool: &SqlitePool| {
+            let state = pool.state();
+            ConnectionCounts {
+                idle: state.idle_connections,
+                in_use: state.connections.saturating_sub(state.idle_connections),
+            }
+        };
+        PoolConnections {
+            reads: state(&self.reads),
+            writes: state(&self.writes),
+        }
+    }
+}
+
+/// The connections of the two pools; see [`DbPool::connections`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConnections {
+    /// The read pool.
+    pub reads: ConnectionCounts,
+    /// The write pool (one connection).
+    pub writes: ConnectionCounts,
+}
+
+/// The connections of one pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// Open and waiting to be checked out.
+    pub idle: u32,
+    /// Checked out.
+    pub in_use: u32,
+}
+
+/// Why [`DbPool::ping`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PingError {
+    /// No connection could be checked out within the pool's timeout (every
+    /// connection busy, or new ones cannot be opened).
+    #[error("no database connection: {0}")]
+    Checkout(#[source] diesel::r2d2::PoolError),
+    /// The query failed.
+    #[error("database query failed: {0}")]
+    Query(#[source] DieselError),
+}
+
+impl PingError {
+    /// A short reason for a health check's response: fixed text that never holds a
+    /// path, a query or data.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Checkout(_) => "timed out waiting for a connection",
+            Self::Query(DieselError::DatabaseError(_, info)) if is_busy(info.message()) => {
+                "database is locked"
+            }
+            Self::Query(_) => "query failed",
+        }
+    }
 }
 
 /// The database could not be opened or migrated.
@@ -190,6 +264,26 @@ mod tests {
         assert!(err.contains("unsupported scheme \"postgres\""), "{err}");
         assert!(sqlite_path("sqlite://:memory:").is_err());
         assert!(sqlite_path("").is_err());
+    }
+
+    #[test]
+    fn ping_answers_and_reports_an_exhausted_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("p.db").display().to_string();
+        let pool = connect(&url, 1, Duration::from_millis(100)).unwrap();
+        pool.ping().unwrap();
+        let idle = pool.connections();
+        assert_eq!(idle.reads, ConnectionCounts { idle: 1, in_use: 0 });
+        assert_eq!(idle.writes, ConnectionCounts { idle: 1, in_use: 0 });
+        let held = pool.get().unwrap();
+        assert_eq!(
+            pool.connections().reads,
+            ConnectionCounts { idle: 0, in_use: 1 }
+        );
+        let err = pool.ping().unwrap_err();
+        assert_eq!(err.reason(), "timed out waiting for a connection");
+        drop(held);
+        pool.ping().unwrap();
     }
 
     #[test]

@@ -1,0 +1,153 @@
+//! Operator endpoints: liveness (`/healthz`), readiness (`/readyz`) and metrics
+//! (`/metrics`).
+//!
+//! None of them takes credentials, and none is in [`crate::api_routes`]: they are
+//! for orchestrators and monitoring, not API clients.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::Method;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
+use futures_util::future::join_all;
+use safebox_infra::db::DbPool;
+use serde_json::{Map, Value, json};
+
+use crate::handlers;
+use crate::hashing::HashingStats;
+use crate::log_throttle::LogThrottle;
+use crate::metrics::{Metrics, Snapshot};
+
+/// What the operator endpoints read: the database (to check it and count its
+/// connections), the counters and the hashing pool's statistics.
+pub(crate) struct Ops {
+    pub db: DbPool,
+    /// How long a readiness check may take: the pool's connection timeout, plus
+    /// a second for the query.
+    pub check_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    pub hashing: HashingStats,
+}
+
+/// The operator endpoints as (method, path), for comparing with openapi.yaml:
+/// they are served next to [`crate::api_routes`] but not by it. `/metrics` is on
+/// the API port unless `SAFEBOX_METRICS_ADDR` is set.
+pub fn operator_routes() -> Vec<(Method, &'static str)> {
+    vec![
+        (Method::GET, "/healthz"),
+        (Method::GET, "/readyz"),
+        (Method::GET, "/metrics"),
+    ]
+}
+
+/// Registers `/healthz` and `/readyz`.
+pub(crate) fn configure_probes(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/healthz", web::get().to(healthz)))
+        .service(get_only("/readyz", web::get().to(readyz)));
+}
+
+/// Registers `/metrics`.
+pub(crate) fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/metrics", web::get().to(metrics)));
+}
+
+/// A resource answering GET, and 405 with `Allow: GET` to anything else.
+fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(handlers::method_not_allowed("GET".to_owned()))
+        }))
+}
+
+/// `GET /healthz`: the process is up and serving. Touches nothing else, so a
+/// slow database never makes an orchestrator restart a healthy process.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// A dependency readiness depends on, and how its check ended: `Err` holds a
+/// short reason that is safe to show to anyone (no paths, queries or data).
+struct Check {
+    name: &'static str,
+    result: Result<(), &'static str>,
+}
+
+/// `GET /readyz`: 200 when every dependency answers, else 503 naming the ones
+/// that did not. Every check runs at once, each bounded in time.
+async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
+    // Further dependencies (a cache, a KMS) are added to this list.
+    let checks = join_all([database(&ops)]).await;
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|check| check.result.is_err())
+        .map(|check| check.name)
+        .collect();
+    let statuses: Map<String, Value> = checks
+        .iter()
+        .map(|check| {
+            let status = check.result.err().unwrap_or("ok");
+            (check.name.to_owned(), Value::from(status))
+        })
+        .collect();
+    if failed.is_empty() {
+        HttpResponse::Ok().json(json!({ "status": "ready", "checks": statuses }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "detail": format!("not ready: {} unavailable", failed.join(", ")),
+            "checks": statuses,
+        }))
+    }
+}
+
+/// Unauthenticated callers can ask for readiness as often as they like: a
+/// failing database is logged at most once a second.
+static READINESS_LOG: LogThrottle = LogThrottle::new();
+
+/// Checks that the database answers a trivial query, off the async workers.
+async fn database(ops: &Ops) -> Check {
+    let db = ops.db.clone();
+    let ping = web::block(move || db.ping());
+    let (result, cause) = match actix_web::rt::time::timeout(ops.check_timeout, ping).await {
+        Ok(Ok(Ok(()))) => (Ok(()), None),
+        Ok(Ok(Err(err))) => (Err(err.reason()), Some(err.to_string())),
+        Ok(Err(err)) => (Err("check could not run"), Some(err.to_string())),
+        Err(_) => (Err("timed out"), None),
+    };
+    if let Err(reason) = result
+        && let Some(suppressed) = READINESS_LOG.admit()
+    {
+        tracing::warn!(
+            dependency = "database",
+            reason,
+            cause = cause.as_deref().unwrap_or(reason),
+            suppressed,
+            "readiness check failed"
+        );
+    }
+    Check {
+        name: "database",
+        result,
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition (format 0.0.4).
+///
+/// It takes no credentials, so it must not be exposed publicly: serve it on a
+/// private address with `SAFEBOX_METRICS_ADDR`, or keep `/metrics` away from the
+/// internet at the proxy. It never contains secrets, secret names, usernames or
+/// tokens: requests are counted by route template, method and status only.
+async fn metrics(ops: web::Data<Ops>) -> HttpResponse {
+    let text = ops.metrics.render(&Snapshot {
+        hashing: ops.hashing.clone(),
+        connections: ops.db.connections(),
+    });
+    HttpResponse::Ok()
+        .insert_header(ContentType(
+            "text/plain; version=0.0.4; charset=utf-8"
+                .parse()
+                .expect("a valid media type"),
+        ))
+        .body(text)
+}
