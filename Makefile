@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test fmt lint bench
+.PHONY: run build test fmt lint bench contract
 
 ## run: build a release binary, then create the data dir and development keys,
 ##      migrate and serve on http://127.0.0.1:49999 (embedded SQLite)
@@ -39,3 +39,18 @@ BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p safebox-server -p safebox-bench
 	python3 crates/bench/run.py $(BENCH_ARGS)
+
+## contract: debug build, then run schemathesis (pinned, installed into
+##           target/contract-venv) against openapi.yaml on a throwaway server:
+##           no 5xx, and every status code, Content-Type and body as documented.
+##           CONTRACT_ARGS passes options to `schemathesis run`.
+CONTRACT_VENV ?= target/contract-venv
+SCHEMATHESIS_VERSION ?= 4.32.5
+CONTRACT_ARGS ?=
+contract:
+	$(CARGO) build -p safebox-server
+	@if ! $(CONTRACT_VENV)/bin/schemathesis --version 2>/dev/null | grep -qF "$(SCHEMATHESIS_VERSION)"; then \
+		python3 -m venv $(CONTRACT_VENV) && \
+		$(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check "schemathesis==$(SCHEMATHESIS_VERSION)"; \
+	fi
+	python3 crates/bench/contract.py $(CONTRACT_ARGS)

@@ -145,7 +145,7 @@ impl ResponseError for ApiError {
 
 impl ApiError {
     /// Logs a server-side failure once and hides it behind an opaque 500.
-    fn internal(what: &str, cause: &dyn std::error::Error) -> Self {
+    pub(crate) fn internal(what: &str, cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %cause, "{what}");
         Self::Internal
     }

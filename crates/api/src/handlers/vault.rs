@@ -107,6 +107,16 @@ fn etag(version: SecretVersion) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 
+/// A version number a client gave: a whole number from 1 up to `i64::MAX`, as
+/// documented (`format: int64`). No version can be larger: the database stores
+/// them as signed 64-bit integers, so a larger one would fail there (as a 500).
+fn version_number(raw: &str) -> Option<SecretVersion> {
+    raw.parse::<i64>()
+        .ok()
+        .and_then(|raw| u64::try_from(raw).ok())
+        .and_then(|raw| SecretVersion::parse(raw).ok())
+}
+
 /// A conditional header's value: `*` or one strong entity tag `"N"`.
 enum Condition {
     Any,
@@ -131,11 +141,7 @@ fn condition(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<Con
         .and_then(|rest| rest.strip_suffix('"'))
         .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(malformed)?;
-    let version = digits
-        .parse()
-        .ok()
-        .and_then(|raw| SecretVersion::parse(raw).ok())
-        .ok_or_else(malformed)?;
+    let version = version_number(digits).ok_or_else(malformed)?;
     Ok(Some(Condition::Version(version)))
 }
 
@@ -215,10 +221,12 @@ pub async fn get_secret(
         .version
         .as_deref()
         .map(|raw| {
-            raw.parse::<u64>()
-                .ok()
-                .and_then(|raw| SecretVersion::parse(raw).ok())
-                .ok_or_else(|| ValidationError::new("version", "must be a whole number from 1"))
+            version_number(raw).ok_or_else(|| {
+                ValidationError::new(
+                    "version",
+                    "must be a whole number from 1 to 9223372036854775807",
+                )
+            })
         })
         .transpose()?;
     let shared = state.clone();
@@ -323,4 +331,31 @@ pub async fn undelete_secret(
     Ok(HttpResponse::Ok()
         .insert_header(etag(secret.version))
         .json(VersionInfo::from(&secret)))
+}
+
+#[cfg(test)]
+mod version_tests {
+    use safebox_domain::SecretVersion;
+
+    use super::version_number;
+
+    #[test]
+    fn version_numbers_run_from_1_to_the_largest_the_database_can_hold() {
+        assert_eq!(version_number("1"), Some(SecretVersion(1)));
+        assert_eq!(
+            version_number("9223372036854775807"),
+            Some(SecretVersion(9_223_372_036_854_775_807))
+        );
+        for bad in [
+            "0",
+            "-1",
+            "9223372036854775808",
+            "18446744073709551616",
+            "",
+            "x",
+            "1.0",
+        ] {
+            assert_eq!(version_number(bad), None, "{bad}");
+        }
+    }
 }

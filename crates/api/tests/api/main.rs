@@ -9,6 +9,7 @@ mod accounts;
 mod attacks;
 mod audit;
 mod cookies;
+mod docs_ui;
 mod login;
 mod openapi;
 mod ops;

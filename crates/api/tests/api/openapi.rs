@@ -1,6 +1,6 @@
 use std::collections::BTreeSet;
 
-use safebox_api::api_routes;
+use safebox_api::{api_routes, operator_routes};
 
 use crate::helpers::spawn_app;
 
@@ -26,10 +26,17 @@ fn documented() -> BTreeSet<(String, String)> {
     operations
 }
 
+/// The API's routes and the operator routes (`/healthz`, `/readyz`, `/metrics`),
+/// which are registered apart from the API's but documented with it.
 fn served() -> BTreeSet<(String, String)> {
     api_routes()
         .iter()
         .map(|route| (route.method.as_str().to_lowercase(), route.path.to_owned()))
+        .chain(
+            operator_routes()
+                .into_iter()
+                .map(|(method, path)| (method.as_str().to_lowercase(), path.to_owned())),
+        )
         .collect()
 }
 
