@@ -97,7 +97,9 @@ def wait_until_up(base: str, server: subprocess.Popen, timeout: float = 30) -> N
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--binary", default=str(ROOT / "target/debug/safebox"))
+    # Where `cargo build` put the binary: CARGO_TARGET_DIR when set.
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    parser.add_argument("--binary", default=str(target / "debug" / "safebox"))
     parser.add_argument(
         "--schemathesis", default=str(ROOT / "target/contract-venv/bin/schemathesis")
     )
