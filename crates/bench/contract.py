@@ -20,6 +20,7 @@ schemathesis into target/contract-venv. Extra arguments are passed on to
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -81,6 +82,24 @@ def request(url: str, body: dict | None = None) -> tuple[int, dict]:
         return err.code, {}
 
 
+def put_secret(url: str, token: str, value: str) -> int:
+    """PUT a vault secret and read it back; returns the PUT's status."""
+    req = urllib.request.Request(
+        url, data=json.dumps({"value": value}).encode(), method="PUT",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            status = response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    read = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(read, timeout=10) as response:
+        if json.loads(response.read()).get("value") != value:
+            sys.exit("contract: the canary secret did not read back")
+    return status
+
+
 def wait_until_up(base: str, server: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -124,7 +143,18 @@ def main() -> int:
         "SAFEBOX_LOCKOUT_THRESHOLD": "1000000",
         # Long enough for the whole run.
         "SAFEBOX_ACCESS_TOKEN_TTL": "3600",
-        "SAFEBOX_LOG": os.environ.get("CONTRACT_LOG", "warn"),
+        # Debug logs, as JSON, so that the leak check below reads everything the
+        # server could ever write about a request.
+        "SAFEBOX_LOG": os.environ.get("CONTRACT_LOG", "debug"),
+        "SAFEBOX_LOG_FORMAT": "json",
+        "SAFEBOX_MASTER_KEYS": "contract-1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "SAFEBOX_JWT_SECRET": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    # Everything that must never appear in a log line: keys, the password, every
+    # token and refresh token issued, and a secret value.
+    never_logged: dict[str, str] = {
+        "master key": env["SAFEBOX_MASTER_KEYS"].split(":", 1)[1],
+        "JWT secret": env["SAFEBOX_JWT_SECRET"],
     }
     log_path = Path(data_dir) / "server.log"
     log = open(log_path, "wb")
@@ -142,12 +172,21 @@ def main() -> int:
         )
         if status != 201:
             sys.exit(f"contract: registering the test user answered {status}")
+        never_logged["password"] = password
 
         def token() -> str:
             status, body = request(f"{base}/login", {"username": username, "password": password})
             if status != 200 or "token" not in body:
                 sys.exit(f"contract: logging the test user in answered {status}")
+            never_logged[f"access token {len(never_logged)}"] = body["token"]
+            never_logged[f"refresh token {len(never_logged)}"] = body["refresh_token"]
             return body["token"]
+
+        canary = "canary-" + secrets.token_urlsafe(16)
+        never_logged["secret value"] = canary
+        status = put_secret(f"{base}/secrets/contract/canary", token(), canary)
+        if status != 201:
+            sys.exit(f"contract: storing the canary secret answered {status}")
 
         def schemathesis(selection: list[str]) -> int:
             command = [
@@ -182,20 +221,36 @@ def main() -> int:
         if failed:
             print(f"contract: FAILED; the server's log is in {log_path}", file=sys.stderr)
             return failed[0]
-        print("contract: OK")
+        stop(server)
+        log.close()
+        # Tokens appear in the log JSON-escaped at worst; base64 keys have no
+        # characters JSON would escape except '/', which serde_json leaves alone.
+        written = log_path.read_text("utf-8", "replace")
+        leaked = [what for what, value in never_logged.items() if value in written]
+        if leaked:
+            print(f"contract: FAILED; the server's log ({log_path}) holds: "
+                  + ", ".join(leaked), file=sys.stderr)
+            return 1
+        print(f"contract: OK; {len(written.splitlines())} log lines hold none of "
+              f"{len(never_logged)} secrets (keys, password, tokens, a secret value)")
         passed = True
         return 0
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        log.close()
+        stop(server)
+        if not log.closed:
+            log.close()
         if passed:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 if __name__ == "__main__":
