@@ -4,6 +4,10 @@
 //! [`super::SetSecret`] and [`super::GetSecret`] (the single-secret routes) use the
 //! same writes and reads, on the secret named `default`.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, PoisonError};
+
 use super::live_session;
 use crate::ports::{CipherError, Ports, VersionWrite, WriteOutcome};
 use crate::{
@@ -11,6 +15,21 @@ use crate::{
     SecretMetadata, SecretName, SecretValue, SecretVersion, StoredVersion, Timestamp, UserId,
     VaultLimits, WrappedDataKey,
 };
+
+/// Writes to one secret from this process queue on one of these locks (picked
+/// by owner and name) instead of racing: without them, many concurrent writers
+/// of one secret would keep moving its newest version under each other and
+/// some would give up with [`VaultError::Busy`]. The check-and-set in the
+/// repository still decides between processes.
+static WRITE_STRIPES: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+
+fn write_stripe(owner: &UserId, name: &SecretName) -> &'static Mutex<()> {
+    let mut hasher = DefaultHasher::new();
+    owner.hash(&mut hasher);
+    name.hash(&mut hasher);
+    let index = usize::try_from(hasher.finish() % WRITE_STRIPES.len() as u64).unwrap_or(0);
+    &WRITE_STRIPES[index]
+}
 
 /// How often a write whose base moved underneath it is tried before giving up.
 /// Every round re-reads the secret and checks the precondition again, so a write
@@ -172,6 +191,10 @@ pub(super) fn write_version(
     put: &PutSecret,
     now: Timestamp,
 ) -> Result<Written, VaultError> {
+    // A poisoned lock only means another writer panicked; the store is intact.
+    let _queued = write_stripe(&owner, &put.name)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     for _ in 0..WRITE_ATTEMPTS {
         let current = ports.secrets.find(&owner, &put.name)?;
         put.precondition.check(current.as_ref(), &put.name)?;
