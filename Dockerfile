@@ -27,12 +27,15 @@ WORKDIR /var/lib/safebox
 # Listen on every interface inside the container; publish the port to choose who
 # reaches it. Keys must come from the environment (or a mounted config file):
 # without them safebox writes development keys into the volume and warns.
+# /metrics gets its own port, so that publishing the API's port does not
+# publish login and lockout counts too; publish 9100 only to your monitoring.
 ENV SAFEBOX_HOST=0.0.0.0 \
     SAFEBOX_PORT=49999 \
+    SAFEBOX_METRICS_ADDR=0.0.0.0:9100 \
     SAFEBOX_DATA_DIR=/var/lib/safebox \
     SAFEBOX_LOG_FORMAT=json
 VOLUME ["/var/lib/safebox"]
-EXPOSE 49999
+EXPOSE 49999 9100
 # SIGTERM stops it gracefully: no new connections, in-flight requests get 10 s.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/safebox"]

@@ -284,10 +284,11 @@ impl Config {
         path: Option<&Path>,
     ) -> Result<Self, ConfigError> {
         let shown = path.map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
-        if let Some(key) = file
-            .keys()
-            .find(|key| !CONFIG_VARS.contains(&var_of(key).as_str()))
-        {
+        // Keys are exactly the lower-case names: `JWT_SECRET` would otherwise pass
+        // this check and then never be read.
+        if let Some(key) = file.keys().find(|key| {
+            !CONFIG_VARS.contains(&var_of(key).as_str()) || **key != key_of(&var_of(key))
+        }) {
             return Err(ConfigError::File {
                 path: shown,
                 problem: format!("unknown key `{key}`"),
@@ -666,6 +667,40 @@ impl Config {
         }
     }
 
+    /// The master key ring for the key commands: the configured ring or key, or
+    /// the development key file when it exists. Unlike [`Config::resolve_keys`] it
+    /// never creates a key file.
+    pub fn existing_master_ring(&self) -> Result<MasterKeyRing, ConfigError> {
+        let master = match (&self.master_key, self.master_keys.is_empty()) {
+            (_, false) => self.master_keys.clone(),
+            (Some(key), true) => vec![MasterKeyEntry::unnamed(key.clone())],
+            (None, true) => {
+                let path = self.data_dir.join("master.key");
+                if !path.is_file() {
+                    return Err(invalid(
+                        "SAFEBOX_MASTER_KEYS",
+                        format!(
+                            "is not set, and there is no development key file {}",
+                            path.display()
+                        ),
+                    ));
+                }
+                let mut used = Vec::new();
+                vec![MasterKeyEntry::unnamed(self.dev_key(
+                    "master.key",
+                    "SAFEBOX_MASTER_KEY",
+                    &mut used,
+                )?)]
+            }
+        };
+        Keys {
+            master,
+            jwt: KeyBytes::new(vec![0; MIN_KEY_BYTES]).expect("32 bytes is a valid key"),
+            development: Vec::new(),
+        }
+        .master_ring()
+    }
+
     /// The master and JWT keys: the configured ones, or development keys read from
     /// (or generated once into) `master.key` and `jwt.key` in the data dir.
     pub fn resolve_keys(&self) -> Result<Keys, ConfigError> {
@@ -832,7 +867,7 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError
     warn_if_readable_by_others(path);
     let table: BTreeMap<String, Value> = Figment::from(Toml::file_exact(path))
         .extract()
-        .map_err(|err| file_error(err.to_string()))?;
+        .map_err(|err| file_error(without_source_lines(&err.to_string())))?;
     let scalar = |key: &str, value: &Value| -> Result<String, ConfigError> {
         match value {
             Value::String(_, text) => Ok(text.clone()),
@@ -861,6 +896,23 @@ fn read_config_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError
             Ok((key.clone(), text))
         })
         .collect()
+}
+
+/// A TOML parse error without the lines of the file it quotes (`3 | key = …`),
+/// which may hold a key: only where the error is and what is wrong remain.
+fn without_source_lines(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            let quoted = line.starts_with('|')
+                || line
+                    .split_once(" |")
+                    .is_some_and(|(number, _)| number.chars().all(|c| c.is_ascii_digit()));
+            !line.is_empty() && !quoted
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The most versions `SAFEBOX_MAX_VERSIONS` may keep.
@@ -1463,5 +1515,54 @@ mod tests {
         for (key, _) in config.describe() {
             assert!(CONFIG_VARS.contains(&var_of(key).as_str()), "{key}");
         }
+    }
+
+    #[test]
+    fn toml_errors_never_quote_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("safebox.toml");
+        let key = KeyBytes::new(vec![7; 32]).unwrap().to_base64();
+        fs::write(
+            &path,
+            format!("port = 1\njwt_secret = \"{}\n", key.as_str()),
+        )
+        .unwrap();
+        let err = read_config_file(&path).unwrap_err().to_string();
+        assert!(!err.contains(key.as_str()), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        fs::write(
+            &path,
+            format!("jwt_secret = \"{}\"\njwt_secret = \"x\"\n", key.as_str()),
+        )
+        .unwrap();
+        let err = read_config_file(&path).unwrap_err().to_string();
+        assert!(!err.contains(key.as_str()), "{err}");
+    }
+
+    #[test]
+    fn config_keys_must_be_lower_case() {
+        let err = Config::layered(
+            |_| None,
+            &file(&[("JWT_SECRET", "x")]),
+            Some(Path::new("s.toml")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "s.toml: unknown key `JWT_SECRET`");
+    }
+
+    #[test]
+    fn the_key_commands_never_create_a_master_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::defaults(dir.path());
+        let err = config.existing_master_ring().unwrap_err().to_string();
+        assert!(err.starts_with("SAFEBOX_MASTER_KEYS: is not set"), "{err}");
+        assert!(!dir.path().join("master.key").exists());
+        // Once the server has made the development key, the commands use it.
+        let made = config.resolve_keys().unwrap().master_ring().unwrap();
+        assert_eq!(
+            config.existing_master_ring().unwrap().sealing().id(),
+            made.sealing().id()
+        );
     }
 }

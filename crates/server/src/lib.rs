@@ -220,11 +220,17 @@ fn keys(action: KeysAction, config_file: Option<&std::path::Path>) -> anyhow::Re
     }
     let config = Config::load(config_file)?;
     init_logging(&config)?;
+    // The servers own the schema: a key command run with a newer binary must not
+    // migrate a database that older servers still use, nor make a key.
+    let cipher = Arc::new(AesGcmSecretCipher::new(config.existing_master_ring()?));
     let pool = open_database(&config)?;
-    db::migrate(&pool)?;
-    let cipher = Arc::new(AesGcmSecretCipher::new(
-        config.resolve_keys()?.master_ring()?,
-    ));
+    let pending = db::pending_migrations(&pool)?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database needs migrations {} first: run `safebox migrate` (or start the servers) with this version",
+            pending.join(", ")
+        );
+    }
     let rotate = RotateKeys::new(Arc::new(DieselUserRepository::new(pool)), cipher.clone());
     match action {
         KeysAction::Generate { .. } => unreachable!("handled above"),

@@ -870,3 +870,33 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     // And it no longer listens.
     assert!(connect().is_err());
 }
+
+#[test]
+fn key_commands_neither_migrate_the_database_nor_make_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // No key configured and no development key file: refused, and none is made.
+    let output = safebox(dir.path(), &["keys", "status"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("SAFEBOX_MASTER_KEYS: is not set"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!dir.path().join("master.key").exists());
+    assert!(!dir.path().join("jwt.key").exists());
+    // A database the servers have not migrated yet is left alone.
+    let ring = format!("k1:{}", KeyBytes::generate().unwrap().to_base64().as_str());
+    let output = Command::new(env!("CARGO_BIN_EXE_safebox"))
+        .args(["keys", "rotate"])
+        .env_clear()
+        .env("SAFEBOX_DATA_DIR", dir.path())
+        .env("SAFEBOX_MASTER_KEYS", &ring)
+        .env("SAFEBOX_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("run `safebox migrate`"), "{stderr}");
+    let migrated = safebox(dir.path(), &["migrate"]);
+    assert!(text(&migrated.stdout).starts_with("applied migrations: "));
+}

@@ -6,7 +6,8 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use super::live_session;
 use crate::ports::{CipherError, Ports, VersionWrite, WriteOutcome};
@@ -22,6 +23,29 @@ use crate::{
 /// some would give up with [`VaultError::Busy`]. The check-and-set in the
 /// repository still decides between processes.
 static WRITE_STRIPES: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+
+/// How long a write waits for its turn before it gives up as [`VaultError::Busy`],
+/// so that a burst of writes to one secret cannot hold blocking threads forever.
+const WRITE_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the lock of `stripe`, waiting at most [`WRITE_QUEUE_WAIT`]. std's mutex
+/// has no timed lock, so this polls, backing off from 20 µs to 250 µs.
+fn queue_on(stripe: &'static Mutex<()>) -> Result<MutexGuard<'static, ()>, VaultError> {
+    let deadline = Instant::now() + WRITE_QUEUE_WAIT;
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match stripe.try_lock() {
+            Ok(guard) => return Ok(guard),
+            // A poisoned lock only means another writer panicked; the store is intact.
+            Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_micros(250));
+            }
+            Err(TryLockError::WouldBlock) => return Err(VaultError::Busy),
+        }
+    }
+}
 
 fn write_stripe(owner: &UserId, name: &SecretName) -> &'static Mutex<()> {
     let mut hasher = DefaultHasher::new();
@@ -191,10 +215,7 @@ pub(super) fn write_version(
     put: &PutSecret,
     now: Timestamp,
 ) -> Result<Written, VaultError> {
-    // A poisoned lock only means another writer panicked; the store is intact.
-    let _queued = write_stripe(&owner, &put.name)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let _queued = queue_on(write_stripe(&owner, &put.name))?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = ports.secrets.find(&owner, &put.name)?;
         put.precondition.check(current.as_ref(), &put.name)?;
@@ -466,3 +487,18 @@ impl Vault {
 #[cfg(test)]
 #[path = "vault_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    #[test]
+    fn a_write_gives_up_as_busy_when_its_turn_does_not_come() {
+        static STRIPE: Mutex<()> = Mutex::new(());
+        let held = STRIPE.lock().unwrap();
+        let waiter = std::thread::spawn(|| queue_on(&STRIPE).map(drop));
+        assert!(matches!(waiter.join().unwrap(), Err(VaultError::Busy)));
+        drop(held);
+        assert!(queue_on(&STRIPE).is_ok());
+    }
+}

@@ -11,8 +11,9 @@
 //!   name; it opens only as version 1, which is what the migration made it.
 //!
 //! so a ciphertext copied into another row, for another user, name or version,
-//! fails to open: a stolen database cannot be edited to roll a secret back to an
-//! older value without the integrity check noticing.
+//! fails to open: an old value cannot be passed off as a newer version. (Someone
+//! who can write the database can still delete the newer version rows and lower
+//! the secret's version; docs/security.md lists that as not stopped.)
 //!
 //! Master keys form a ring: the newest wraps new data keys, and every key of the
 //! ring unwraps the data keys it wrapped, so keys rotate without downtime.

@@ -203,6 +203,21 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<DbPool, D
     })
 }
 
+/// The migrations not yet applied, without applying any.
+pub fn pending_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
+    let mut conn = pool
+        .writes
+        .get()
+        .map_err(|err| DbError::Connect(Box::new(err)))?;
+    let pending = conn
+        .pending_migrations(MIGRATIONS)
+        .map_err(DbError::Migration)?;
+    Ok(pending
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect())
+}
+
 /// Applies every pending migration; returns the versions applied.
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
     let mut conn = pool
