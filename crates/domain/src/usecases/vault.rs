@@ -6,8 +6,9 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use super::live_session;
 use crate::ports::{CipherError, Ports, VersionWrite, WriteOutcome};
@@ -28,23 +29,12 @@ static WRITE_STRIPES: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
 /// so that a burst of writes to one secret cannot hold blocking threads forever.
 const WRITE_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
-/// Takes the lock of `stripe`, waiting at most [`WRITE_QUEUE_WAIT`]. std's mutex
-/// has no timed lock, so this polls, backing off from 20 µs to 250 µs.
+/// Takes the lock of `stripe`, waiting at most [`WRITE_QUEUE_WAIT`] (parked,
+/// woken in turn as the lock is released).
 fn queue_on(stripe: &'static Mutex<()>) -> Result<MutexGuard<'static, ()>, VaultError> {
-    let deadline = Instant::now() + WRITE_QUEUE_WAIT;
-    let mut pause = Duration::from_micros(20);
-    loop {
-        match stripe.try_lock() {
-            Ok(guard) => return Ok(guard),
-            // A poisoned lock only means another writer panicked; the store is intact.
-            Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_micros(250));
-            }
-            Err(TryLockError::WouldBlock) => return Err(VaultError::Busy),
-        }
-    }
+    stripe
+        .try_lock_for(WRITE_QUEUE_WAIT)
+        .ok_or(VaultError::Busy)
 }
 
 fn write_stripe(owner: &UserId, name: &SecretName) -> &'static Mutex<()> {
@@ -495,7 +485,7 @@ mod queue_tests {
     #[test]
     fn a_write_gives_up_as_busy_when_its_turn_does_not_come() {
         static STRIPE: Mutex<()> = Mutex::new(());
-        let held = STRIPE.lock().unwrap();
+        let held = STRIPE.lock();
         let waiter = std::thread::spawn(|| queue_on(&STRIPE).map(drop));
         assert!(matches!(waiter.join().unwrap(), Err(VaultError::Busy)));
         drop(held);
