@@ -6,7 +6,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::{BytesMut, Data};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, TryFutureExt as _};
 use safebox_domain::{Credential, MAX_USER_AGENT_CHARS, OpaqueToken, Origin, ValidationError};
 use safebox_infra::ClientIpSource;
 use serde::de::DeserializeOwned;
@@ -352,16 +352,26 @@ fn read_body(
     })
 }
 
+/// A JSON body of at most `limit` bytes: 415 for another Content-Type, then as
+/// [`read_body`] and [`parse_json`].
+fn json_body<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
+    if !is_json(req) {
+        return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
+    }
+    let body = read_body(req, payload, limit);
+    Box::pin(async move { parse_json(&body.await?) })
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        if !is_json(req) {
-            return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
-        }
-        let body = read_body(req, payload, MAX_JSON_BODY_BYTES);
-        Box::pin(async move { parse_json(&body.await?).map(JsonBody) })
+        Box::pin(json_body(req, payload, MAX_JSON_BODY_BYTES).map_ok(JsonBody))
     }
 }
 
@@ -392,16 +402,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for SecretBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        if !is_json(req) {
-            return Box::pin(ready(Err(ApiError::UnsupportedMediaType)));
-        }
         let limit = req
             .app_data::<Data<AppState>>()
             .map_or(MAX_JSON_BODY_BYTES, |state| {
                 secret_body_limit(state.vault.limits().max_value_bytes)
             });
-        let body = read_body(req, payload, limit);
-        Box::pin(async move { parse_json(&body.await?).map(SecretBody) })
+        Box::pin(json_body(req, payload, limit).map_ok(SecretBody))
     }
 }
 

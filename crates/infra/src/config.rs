@@ -671,10 +671,9 @@ impl Config {
     /// the development key file when it exists. Unlike [`Config::resolve_keys`] it
     /// never creates a key file.
     pub fn existing_master_ring(&self) -> Result<MasterKeyRing, ConfigError> {
-        let master = match (&self.master_key, self.master_keys.is_empty()) {
-            (_, false) => self.master_keys.clone(),
-            (Some(key), true) => vec![MasterKeyEntry::unnamed(key.clone())],
-            (None, true) => {
+        let master = match self.configured_master() {
+            Some(master) => master,
+            None => {
                 let path = self.data_dir.join("master.key");
                 if !path.is_file() {
                     return Err(invalid(
@@ -685,30 +684,33 @@ impl Config {
                         ),
                     ));
                 }
-                let mut used = Vec::new();
                 vec![MasterKeyEntry::unnamed(self.dev_key(
                     "master.key",
                     "SAFEBOX_MASTER_KEY",
-                    &mut used,
+                    &mut Vec::new(),
                 )?)]
             }
         };
-        Keys {
-            master,
-            jwt: KeyBytes::new(vec![0; MIN_KEY_BYTES]).expect("32 bytes is a valid key"),
-            development: Vec::new(),
+        master_ring(&master)
+    }
+
+    /// The configured master keys: the ring, or the single key as a ring of one;
+    /// `None` when neither is set (the development key file is used).
+    fn configured_master(&self) -> Option<Vec<MasterKeyEntry>> {
+        match (&self.master_key, self.master_keys.is_empty()) {
+            (_, false) => Some(self.master_keys.clone()),
+            (Some(key), true) => Some(vec![MasterKeyEntry::unnamed(key.clone())]),
+            (None, true) => None,
         }
-        .master_ring()
     }
 
     /// The master and JWT keys: the configured ones, or development keys read from
     /// (or generated once into) `master.key` and `jwt.key` in the data dir.
     pub fn resolve_keys(&self) -> Result<Keys, ConfigError> {
         let mut generated = Vec::new();
-        let master = match (&self.master_key, self.master_keys.is_empty()) {
-            (_, false) => self.master_keys.clone(),
-            (Some(key), true) => vec![MasterKeyEntry::unnamed(key.clone())],
-            (None, true) => vec![MasterKeyEntry::unnamed(self.dev_key(
+        let master = match self.configured_master() {
+            Some(master) => master,
+            None => vec![MasterKeyEntry::unnamed(self.dev_key(
                 "master.key",
                 "SAFEBOX_MASTER_KEY",
                 &mut generated,
@@ -999,16 +1001,21 @@ pub struct Keys {
 impl Keys {
     /// The master key ring, ready for the cipher.
     pub fn master_ring(&self) -> Result<MasterKeyRing, ConfigError> {
-        let keys = self
-            .master
-            .iter()
-            .map(|entry| match &entry.id {
-                Some(id) => MasterKey::with_id(KeyId(id.clone()), &entry.material),
-                None => MasterKey::derive(&entry.material),
-            })
-            .collect();
-        MasterKeyRing::new(keys).map_err(|err| invalid("SAFEBOX_MASTER_KEYS", err.to_string()))
+        master_ring(&self.master)
     }
+}
+
+/// The ring of `entries`, oldest first: operator ids where given, fingerprints
+/// otherwise.
+fn master_ring(entries: &[MasterKeyEntry]) -> Result<MasterKeyRing, ConfigError> {
+    let keys = entries
+        .iter()
+        .map(|entry| match &entry.id {
+            Some(id) => MasterKey::with_id(KeyId(id.clone()), &entry.material),
+            None => MasterKey::derive(&entry.material),
+        })
+        .collect();
+    MasterKeyRing::new(keys).map_err(|err| invalid("SAFEBOX_MASTER_KEYS", err.to_string()))
 }
 
 fn parse_number<T: std::str::FromStr>(var: &'static str, text: &str) -> Result<T, ConfigError> {
