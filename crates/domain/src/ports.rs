@@ -242,6 +242,10 @@ pub trait SessionRepository: Send + Sync {
     /// Ends every session of `user` except `keep`; returns how many ended.
     fn end_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, RepoError>;
 
+    /// Ends every session of `user` (the account is being deleted); returns how
+    /// many ended. MUST NOT fail when the user has none.
+    fn end_all(&self, user: &UserId) -> Result<u64, RepoError>;
+
     /// Spends the refresh token `presented` and makes `replacement` its session's
     /// live refresh token, atomically: of two concurrent calls with the same token
     /// at most one MUST see [`RefreshRotation::Rotated`]. MUST return

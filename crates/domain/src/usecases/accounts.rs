@@ -90,6 +90,9 @@ impl ManageAccount {
                 if !self.ports.users.delete(&user.id)? {
                     return Err(ManageAccountError::NotFound);
                 }
+                // Sessions may be kept outside the database (in Redis), where
+                // deleting the account does not reach them.
+                self.ports.sessions.end_all(&user.id)?;
                 Ok(())
             },
         )
@@ -252,6 +255,12 @@ mod tests {
             .withf(move |id| *id == bob_id)
             .times(1)
             .returning(|_| Ok(true));
+        mocks
+            .sessions
+            .expect_end_all()
+            .withf(move |id| *id == bob_id)
+            .times(1)
+            .returning(|_| Ok(2));
         let (ports, audit) = mocks.ports();
         let manage = ManageAccount::new(&ports);
         let credential = credential(&session);

@@ -165,6 +165,15 @@ impl SessionRepository for DieselSessionRepository {
         Ok(deleted as u64)
     }
 
+    fn end_all(&self, user: &UserId) -> Result<u64, RepoError> {
+        let mut conn = checkout_write(&self.pool)?;
+        let deleted =
+            diesel::delete(sessions::table.filter(sessions::user_id.eq(user.to_string())))
+                .execute(&mut conn)
+                .map_err(repo_error)?;
+        Ok(deleted as u64)
+    }
+
     fn rotate_refresh(
         &self,
         presented: &TokenDigest,
