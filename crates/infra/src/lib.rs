@@ -13,6 +13,8 @@ pub mod config;
 mod crypto;
 pub mod db;
 mod limits;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use breach::EmbeddedBreachList;
 pub use clock::SystemClock;
