@@ -29,3 +29,192 @@ pub fn service_url(var: &str, test: &str) -> Option<String> {
         }
     }
 }
+
+/// The databases a repository test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    /// A fresh SQLite file in a temporary directory; always available.
+    Sqlite,
+    /// A fresh database on the MySQL server `SAFEBOX_TEST_MYSQL_URL` names.
+    Mysql,
+}
+
+/// The variable naming the MySQL server tests may use. The user in it must be
+/// allowed to create and drop databases named `safebox_t_*`.
+pub const MYSQL_URL_VAR: &str = "SAFEBOX_TEST_MYSQL_URL";
+
+/// A database of its own for one test: a new SQLite file, or a new database on the
+/// test MySQL server, dropped again when this is dropped.
+pub struct TestDatabase {
+    url: String,
+    backend: TestBackend,
+    _dir: Option<tempfile::TempDir>,
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    mysql: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("url", &crate::db::redact_url(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestDatabase {
+    /// A database on `backend` for the test `test`, or `None` (after a skip notice)
+    /// when that backend is not configured. Not migrated.
+    pub fn open(backend: TestBackend, test: &str) -> Option<Self> {
+        match backend {
+            TestBackend::Sqlite => Some(Self::sqlite()),
+            TestBackend::Mysql => Self::mysql(test),
+        }
+    }
+
+    /// A fresh SQLite file.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Self {
+            url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            backend: TestBackend::Sqlite,
+            _dir: Some(dir),
+            mysql: None,
+        }
+    }
+
+    /// A fresh database on the test MySQL server, or `None` when
+    /// [`MYSQL_URL_VAR`] is unset (see [`service_url`]).
+    ///
+    /// # Panics
+    /// When the server cannot be reached or the database cannot be created, and
+    /// under `CI=true` when the variable is unset or this build lacks the `mysql`
+    /// feature.
+    pub fn mysql(test: &str) -> Option<Self> {
+        let server = service_url(MYSQL_URL_VAR, test)?;
+        Self::create_mysql(&server, test)
+    }
+
+    #[cfg(feature = "mysql")]
+    fn create_mysql(server: &str, _test: &str) -> Option<Self> {
+        use diesel::{Connection as _, RunQueryDsl as _};
+        let name = format!("safebox_t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::MysqlConnection::establish(server)
+            .unwrap_or_else(|err| panic!("{MYSQL_URL_VAR}: cannot connect: {err}"));
+        diesel::sql_query(format!(
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        ))
+        .execute(&mut admin)
+        .unwrap_or_else(|err| panic!("{MYSQL_URL_VAR}: cannot create a test database: {err}"));
+        Some(Self {
+            url: with_database(server, &name),
+            backend: TestBackend::Mysql,
+            _dir: None,
+            mysql: Some((server.to_owned(), name)),
+        })
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    fn create_mysql(_server: &str, test: &str) -> Option<Self> {
+        assert!(
+            !in_ci(),
+            "{test}: {MYSQL_URL_VAR} is set but this build lacks the `mysql` feature"
+        );
+        eprintln!("SKIPPED {test}: built without the `mysql` feature (make test-mysql)");
+        None
+    }
+
+    /// The database's URL, for `SAFEBOX_DATABASE_URL`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Which backend it is on.
+    pub fn backend(&self) -> TestBackend {
+        self.backend
+    }
+}
+
+/// `server` (a `mysql://` URL) with its database replaced by `database`.
+pub fn with_database(server: &str, database: &str) -> String {
+    let (base, query) = server
+        .split_once('?')
+        .map_or((server, None), |(base, query)| (base, Some(query)));
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        #[cfg(feature = "mysql")]
+        if let Some((server, name)) = &self.mysql {
+            use diesel::{Connection as _, RunQueryDsl as _};
+            let dropped = diesel::MysqlConnection::establish(server).map(|mut admin| {
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin)
+            });
+            if !matches!(dropped, Ok(Ok(_))) {
+                eprintln!("could not drop the test database {name}");
+            }
+        }
+    }
+}
+
+/// Declares each listed test `fn NAME(store: S)` once per backend: `sqlite::NAME`
+/// always, and `mysql::NAME`, which skips (see [`service_url`]) unless a MySQL
+/// server is configured. `open` is a function in the same module, `fn(TestBackend,
+/// &str) -> Option<S>`, that makes the store on a fresh database.
+///
+/// One test suite, written once, so that every backend is held to the same
+/// contract.
+#[macro_export]
+macro_rules! backend_tests {
+    ($open:ident => $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let store = super::$open($crate::testing::TestBackend::Sqlite, stringify!($name))
+                        .expect("SQLite is always available");
+                    super::$name(store);
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(store) = super::$open(
+                        $crate::testing::TestBackend::Mysql,
+                        concat!("mysql::", stringify!($name)),
+                    ) {
+                        super::$name(store);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_of_a_mysql_url_is_replaced() {
+        assert_eq!(
+            with_database("mysql://u:p@127.0.0.1:3306/test", "t1"),
+            "mysql://u:p@127.0.0.1:3306/t1"
+        );
+        assert_eq!(with_database("mysql://u@h", "t1"), "mysql://u@h/t1");
+        assert_eq!(
+            with_database("mysql://u@h/x?ssl_mode=disabled", "t1"),
+            "mysql://u@h/t1?ssl_mode=disabled"
+        );
+    }
+}

@@ -1,4 +1,6 @@
-//! Repository tests against a real SQLite file in a temporary directory.
+//! Repository tests, written once and run against every backend: a fresh SQLite
+//! file always, and a fresh MySQL database when `SAFEBOX_TEST_MYSQL_URL` is set
+//! (see `safebox_infra::testing`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,32 +16,32 @@ use safebox_domain::{
     WrappedDataKey,
 };
 use safebox_infra::db::{self, DbPool};
+use safebox_infra::testing::{TestBackend, TestDatabase};
 use safebox_infra::{
     DieselAuditLog, DieselSecretRepository, DieselSessionRepository, DieselUserRepository,
     SystemClock,
 };
 
 struct Store {
-    _dir: tempfile::TempDir,
+    db: TestDatabase,
     pool: DbPool,
     users: DieselUserRepository,
     secrets: DieselSecretRepository,
     sessions: DieselSessionRepository,
 }
 
-fn store() -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let pool = db::connect(&url, 4, Duration::from_secs(2)).unwrap();
+fn open_store(backend: TestBackend, test: &str) -> Option<Store> {
+    let db = TestDatabase::open(backend, test)?;
+    let pool = db::connect(db.url(), 4, Duration::from_secs(2)).unwrap();
     let applied = db::migrate(&pool).unwrap();
     assert!(!applied.is_empty());
-    Store {
-        _dir: dir,
+    Some(Store {
+        db,
         users: DieselUserRepository::new(pool.clone()),
         secrets: DieselSecretRepository::new(pool.clone()),
         sessions: DieselSessionRepository::new(pool.clone()),
         pool,
-    }
+    })
 }
 
 fn new_user(name: &str, email: &str) -> NewUser {
@@ -85,9 +87,7 @@ fn put(store: &Store, owner: UserId, bytes: &[u8], at: i64) -> Result<WriteOutco
     })
 }
 
-#[test]
-fn created_users_are_found_by_email_username_and_id() {
-    let store = store();
+fn created_users_are_found_by_email_username_and_id(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
     let by_email = store
@@ -112,9 +112,7 @@ fn created_users_are_found_by_email_username_and_id() {
     );
 }
 
-#[test]
-fn a_user_is_found_with_its_data_key_in_one_lookup() {
-    let store = store();
+fn a_user_is_found_with_its_data_key_in_one_lookup(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
     let (user, key) = store
@@ -126,9 +124,7 @@ fn a_user_is_found_with_its_data_key_in_one_lookup() {
     assert_eq!(key, Some(alice.data_key.clone()));
 }
 
-#[test]
-fn accounts_without_email_coexist_and_data_and_passwords_are_replaced() {
-    let store = store();
+fn accounts_without_email_coexist_and_data_and_passwords_are_replaced(store: Store) {
     let mut first = new_user("first", "unused@example.com");
     first.user.email = None;
     let mut second = new_user("second", "unused2@example.com");
@@ -152,9 +148,7 @@ fn accounts_without_email_coexist_and_data_and_passwords_are_replaced() {
     assert!(!store.users.update_password_hash(&nobody, &hash).unwrap());
 }
 
-#[test]
-fn deleting_a_user_takes_its_data_key_secrets_and_sessions() {
-    let store = store();
+fn deleting_a_user_takes_its_data_key_secrets_and_sessions(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     let bob = new_user("bob", "bob@example.com");
     store.users.create(&alice).unwrap();
@@ -207,9 +201,7 @@ fn digest(text: &str) -> TokenDigest {
     TokenDigest(format!("digest-{text}"))
 }
 
-#[test]
-fn sessions_are_stored_found_touched_listed_and_ended() {
-    let store = store();
+fn sessions_are_stored_found_touched_listed_and_ended(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     let bob = new_user("bob", "bob@example.com");
     store.users.create(&alice).unwrap();
@@ -270,9 +262,7 @@ fn sessions_are_stored_found_touched_listed_and_ended() {
     assert!(store.sessions.find(&bobs.id).unwrap().is_some());
 }
 
-#[test]
-fn refresh_tokens_rotate_once_and_a_replay_is_recognised() {
-    let store = store();
+fn refresh_tokens_rotate_once_and_a_replay_is_recognised(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
     let live = session(alice.user.id, SessionKind::Bearer, 1_000, 5_000);
@@ -321,9 +311,7 @@ fn refresh_tokens_rotate_once_and_a_replay_is_recognised() {
     }
 }
 
-#[test]
-fn concurrent_rotations_of_one_token_let_exactly_one_win() {
-    let store = store();
+fn concurrent_rotations_of_one_token_let_exactly_one_win(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
     let live = session(alice.user.id, SessionKind::Bearer, 1_000, 5_000);
@@ -352,9 +340,7 @@ fn concurrent_rotations_of_one_token_let_exactly_one_win() {
     assert_eq!((won, replays), (1, 7));
 }
 
-#[test]
-fn unknown_users_are_none() {
-    let store = store();
+fn unknown_users_are_none(store: Store) {
     assert!(
         store
             .users
@@ -386,9 +372,7 @@ fn unknown_users_are_none() {
     );
 }
 
-#[test]
-fn duplicates_are_reported_by_field_and_leave_nothing_behind() {
-    let store = store();
+fn duplicates_are_reported_by_field_and_leave_nothing_behind(store: Store) {
     store
         .users
         .create(&new_user("alice", "alice@example.com"))
@@ -416,9 +400,7 @@ fn duplicates_are_reported_by_field_and_leave_nothing_behind() {
     assert!(store.users.data_key(&same_name.user.id).unwrap().is_none());
 }
 
-#[test]
-fn a_data_key_id_clash_rolls_back_the_user_too() {
-    let store = store();
+fn a_data_key_id_clash_rolls_back_the_user_too(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
     let mut bob = new_user("bob", "bob@example.com");
@@ -427,9 +409,7 @@ fn a_data_key_id_clash_rolls_back_the_user_too() {
     assert!(store.users.find_by_id(&bob.user.id).unwrap().is_none());
 }
 
-#[test]
-fn a_new_version_becomes_the_newest_and_keeps_created_at() {
-    let store = store();
+fn a_new_version_becomes_the_newest_and_keeps_created_at(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
     let id = alice.user.id;
@@ -454,9 +434,7 @@ fn a_new_version_becomes_the_newest_and_keeps_created_at() {
     assert_eq!(found.updated_at, Timestamp(200));
 }
 
-#[test]
-fn secrets_are_per_owner_and_need_an_existing_owner() {
-    let store = store();
+fn secrets_are_per_owner_and_need_an_existing_owner(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     let bob = new_user("bob", "bob@example.com");
     store.users.create(&alice).unwrap();
@@ -473,30 +451,28 @@ fn secrets_are_per_owner_and_need_an_existing_owner() {
     assert!(put(&store, UserId::generate(), b"orphan", 1).is_err());
 }
 
-#[test]
-fn an_exhausted_pool_is_unavailable_not_a_hang() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = dir.path().join("small.db").display().to_string();
-    let pool = db::connect(&url, 1, Duration::from_millis(200)).unwrap();
-    db::migrate(&pool).unwrap();
+fn an_exhausted_pool_is_unavailable_not_a_hang(store: Store) {
+    let pool = db::connect(store.db.url(), 1, Duration::from_millis(200)).unwrap();
     let users = DieselUserRepository::new(pool.clone());
     let _held = pool.get().unwrap();
+    let started = std::time::Instant::now();
     let err = users.find_by_id(&UserId::generate()).unwrap_err();
     assert!(
         matches!(err, safebox_domain::RepoError::Unavailable(_)),
         "{err:?}"
     );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
-#[test]
-fn migrations_are_idempotent() {
-    let store = store();
+fn migrations_are_idempotent(store: Store) {
     assert!(db::migrate(&store.pool).unwrap().is_empty());
 }
 
-#[test]
-fn roles_are_stored_and_set_by_username() {
-    let store = store();
+fn roles_are_stored_and_set_by_username(store: Store) {
     let alice = new_user("alice", "alice@example.com");
     store.users.create(&alice).unwrap();
     assert_eq!(
@@ -559,9 +535,7 @@ fn wait_for(audit: &DieselAuditLog, count: usize) -> Vec<safebox_domain::AuditRe
     panic!("the audit writer did not store {count} events in 2 s");
 }
 
-#[test]
-fn audit_events_are_listed_newest_first_filtered_and_paginated() {
-    let store = store();
+fn audit_events_are_listed_newest_first_filtered_and_paginated(store: Store) {
     let now = SystemClock.now().as_secs();
     let audit = DieselAuditLog::start(
         store.pool.clone(),
@@ -617,9 +591,7 @@ fn audit_events_are_listed_newest_first_filtered_and_paginated() {
     assert_eq!(rest[0].event.action, AuditAction::Register);
 }
 
-#[test]
-fn old_audit_events_are_pruned_at_start_and_on_demand() {
-    let store = store();
+fn old_audit_events_are_pruned_at_start_and_on_demand(store: Store) {
     let now = SystemClock.now().as_secs();
     {
         let audit = DieselAuditLog::start(
@@ -667,9 +639,7 @@ fn old_audit_events_are_pruned_at_start_and_on_demand() {
     );
 }
 
-#[test]
-fn dropping_the_audit_log_writes_what_is_queued() {
-    let store = store();
+fn dropping_the_audit_log_writes_what_is_queued(store: Store) {
     let now = SystemClock.now().as_secs();
     {
         let audit = DieselAuditLog::start(
@@ -715,3 +685,24 @@ fn dropping_the_audit_log_writes_what_is_queued() {
     }
     assert_eq!(total, 500);
 }
+
+safebox_infra::backend_tests!(open_store =>
+    created_users_are_found_by_email_username_and_id,
+    a_user_is_found_with_its_data_key_in_one_lookup,
+    accounts_without_email_coexist_and_data_and_passwords_are_replaced,
+    deleting_a_user_takes_its_data_key_secrets_and_sessions,
+    sessions_are_stored_found_touched_listed_and_ended,
+    refresh_tokens_rotate_once_and_a_replay_is_recognised,
+    concurrent_rotations_of_one_token_let_exactly_one_win,
+    unknown_users_are_none,
+    duplicates_are_reported_by_field_and_leave_nothing_behind,
+    a_data_key_id_clash_rolls_back_the_user_too,
+    a_new_version_becomes_the_newest_and_keeps_created_at,
+    secrets_are_per_owner_and_need_an_existing_owner,
+    migrations_are_idempotent,
+    roles_are_stored_and_set_by_username,
+    audit_events_are_listed_newest_first_filtered_and_paginated,
+    old_audit_events_are_pruned_at_start_and_on_demand,
+    dropping_the_audit_log_writes_what_is_queued,
+    an_exhausted_pool_is_unavailable_not_a_hang,
+);

@@ -1,6 +1,8 @@
 //! The vault's repositories (versioned secrets, and data keys as key rotation sees
-//! them) against a real SQLite file in a temporary directory, including the
-//! migration that turns existing secrets into version 1 of themselves.
+//! them), including the migration that turns existing secrets into version 1 of
+//! themselves. Written once and run against every backend: a fresh SQLite file
+//! always, and a fresh MySQL database when `SAFEBOX_TEST_MYSQL_URL` is set (see
+//! `safebox_infra::testing`).
 
 use std::collections::BTreeMap;
 use std::sync::Barrier;
@@ -17,14 +19,15 @@ use safebox_domain::{
     SecretMetadata, SecretName, SecretVersion, StoredVersion, Timestamp, User, UserData, UserId,
     Username, WrappedDataKey,
 };
-use safebox_infra::db::{self, DbPool};
+use safebox_infra::db::{self, DbConnection, DbPool};
+use safebox_infra::testing::{TestBackend, TestDatabase};
 use safebox_infra::{DieselSecretRepository, DieselUserRepository};
 
 // ---------------------------------------------------------------------------
 // Fixtures (the few needed, copied from repositories.rs)
 
 struct Store {
-    dir: tempfile::TempDir,
+    db: TestDatabase,
     pool: DbPool,
     users: DieselUserRepository,
     secrets: DieselSecretRepository,
@@ -32,22 +35,31 @@ struct Store {
 
 impl Store {
     fn url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("test.db").display())
+        self.db.url().to_owned()
+    }
+
+    /// Another store on a fresh database of the same backend.
+    fn fresh(&self, test: &str) -> Store {
+        open_store(self.db.backend(), test).expect("the backend was available a moment ago")
     }
 }
 
-fn store() -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let pool = db::connect(&url, 4, Duration::from_secs(2)).unwrap();
+fn open_store(backend: TestBackend, test: &str) -> Option<Store> {
+    let db = TestDatabase::open(backend, test)?;
+    let pool = db::connect(db.url(), 4, Duration::from_secs(2)).unwrap();
     let applied = db::migrate(&pool).unwrap();
     assert!(!applied.is_empty());
-    Store {
-        dir,
+    Some(Store {
+        db,
         users: DieselUserRepository::new(pool.clone()),
         secrets: DieselSecretRepository::new(pool.clone()),
         pool,
-    }
+    })
+}
+
+/// A fresh database without any migration applied.
+fn open_database(backend: TestBackend, test: &str) -> Option<TestDatabase> {
+    TestDatabase::open(backend, test)
 }
 
 /// A new account whose data key the master key `master` wraps.
@@ -191,9 +203,7 @@ fn stored_bytes(
 // ---------------------------------------------------------------------------
 // write: creating
 
-#[test]
-fn creating_writes_version_1_and_creating_again_conflicts_even_when_soft_deleted() {
-    let store = store();
+fn creating_writes_version_1_and_creating_again_conflicts_even_when_soft_deleted(store: Store) {
     let alice = user(&store, "alice");
     let created = written(
         store
@@ -248,9 +258,7 @@ fn creating_writes_version_1_and_creating_again_conflicts_even_when_soft_deleted
     assert_eq!(version_rows(&store.pool, alice, "team/db"), 1);
 }
 
-#[test]
-fn a_new_secret_gets_the_given_metadata_and_names_are_per_owner() {
-    let store = store();
+fn a_new_secret_gets_the_given_metadata_and_names_are_per_owner(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     let mut write = version_write(alice, "api", None, b"a", 10);
@@ -273,9 +281,7 @@ fn a_new_secret_gets_the_given_metadata_and_names_are_per_owner() {
     assert_eq!(stored_bytes(&store, bob, "api", None).unwrap(), b"b");
 }
 
-#[test]
-fn writing_for_an_owner_that_does_not_exist_is_an_error() {
-    let store = store();
+fn writing_for_an_owner_that_does_not_exist_is_an_error(store: Store) {
     let nobody = UserId::generate();
     assert!(
         store
@@ -287,9 +293,7 @@ fn writing_for_an_owner_that_does_not_exist_is_an_error() {
     assert_eq!(rows_of(&store.pool, "secret_versions", nobody), 0);
 }
 
-#[test]
-fn the_secret_limit_counts_soft_deleted_secrets_and_only_applies_to_creates() {
-    let store = store();
+fn the_secret_limit_counts_soft_deleted_secrets_and_only_applies_to_creates(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     let at_most_two = |owner, secret: &str, base| {
@@ -337,9 +341,7 @@ fn the_secret_limit_counts_soft_deleted_secrets_and_only_applies_to_creates() {
 // ---------------------------------------------------------------------------
 // write: new versions
 
-#[test]
-fn a_new_version_keeps_created_at_moves_updated_at_and_keeps_or_replaces_metadata() {
-    let store = store();
+fn a_new_version_keeps_created_at_moves_updated_at_and_keeps_or_replaces_metadata(store: Store) {
     let alice = user(&store, "alice");
     let mut create = version_write(alice, "db", None, b"v1", 100);
     create.metadata = Some(meta(&[("description", "prod db")]));
@@ -391,9 +393,7 @@ fn a_new_version_keeps_created_at_moves_updated_at_and_keeps_or_replaces_metadat
     }
 }
 
-#[test]
-fn writing_a_soft_deleted_secret_restores_it() {
-    let store = store();
+fn writing_a_soft_deleted_secret_restores_it(store: Store) {
     let alice = user(&store, "alice");
     put(&store, alice, "db", b"v1", 100);
     let deleted = store
@@ -438,9 +438,7 @@ fn writing_a_soft_deleted_secret_restores_it() {
     );
 }
 
-#[test]
-fn a_write_on_a_version_that_is_not_the_newest_conflicts_and_changes_nothing() {
-    let store = store();
+fn a_write_on_a_version_that_is_not_the_newest_conflicts_and_changes_nothing(store: Store) {
     let alice = user(&store, "alice");
     put(&store, alice, "db", b"v1", 100);
     put(&store, alice, "db", b"v2", 200);
@@ -491,9 +489,7 @@ fn a_write_on_a_version_that_is_not_the_newest_conflicts_and_changes_nothing() {
     assert_eq!(version_rows(&store.pool, alice, "db"), 0);
 }
 
-#[test]
-fn only_the_newest_keep_versions_are_kept_also_when_the_limit_changes() {
-    let store = store();
+fn only_the_newest_keep_versions_are_kept_also_when_the_limit_changes(store: Store) {
     let alice = user(&store, "alice");
     let write = |base: Option<u64>, keep: u64| {
         let version = base.map_or(1, |base| base + 1);
@@ -555,9 +551,7 @@ fn only_the_newest_keep_versions_are_kept_also_when_the_limit_changes() {
     assert_eq!(version_rows(&store.pool, alice, "db"), 1);
 }
 
-#[test]
-fn pruning_one_secret_leaves_the_others_alone() {
-    let store = store();
+fn pruning_one_secret_leaves_the_others_alone(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     for at in 1..=3 {
@@ -628,8 +622,7 @@ fn winners(outcomes: &[WriteOutcome]) -> Vec<Secret> {
         .collect()
 }
 
-#[test]
-fn of_concurrent_writes_on_the_same_version_exactly_one_wins() {
+fn of_concurrent_writes_on_the_same_version_exactly_one_wins(first: Store) {
     for (setup, repos) in [
         (
             "shared pool",
@@ -637,7 +630,7 @@ fn of_concurrent_writes_on_the_same_version_exactly_one_wins() {
         ),
         ("separate pools", separate_pools),
     ] {
-        let store = store();
+        let store = first.fresh(setup);
         let alice = user(&store, "alice");
         put(&store, alice, "db", b"v1", 1);
         let outcomes = race(repos(&store), |i| {
@@ -673,8 +666,7 @@ fn of_concurrent_writes_on_the_same_version_exactly_one_wins() {
     }
 }
 
-#[test]
-fn of_concurrent_creates_of_one_name_exactly_one_wins() {
+fn of_concurrent_creates_of_one_name_exactly_one_wins(first: Store) {
     for (setup, repos) in [
         (
             "shared pool",
@@ -682,7 +674,7 @@ fn of_concurrent_creates_of_one_name_exactly_one_wins() {
         ),
         ("separate pools", separate_pools),
     ] {
-        let store = store();
+        let store = first.fresh(setup);
         let alice = user(&store, "alice");
         let outcomes = race(repos(&store), |i| {
             version_write(alice, "new", None, format!("creator {i}").as_bytes(), 1)
@@ -709,8 +701,7 @@ fn of_concurrent_creates_of_one_name_exactly_one_wins() {
     }
 }
 
-#[test]
-fn concurrent_creates_of_different_names_respect_the_secret_limit() {
+fn concurrent_creates_of_different_names_respect_the_secret_limit(first: Store) {
     for (setup, repos) in [
         (
             "shared pool",
@@ -718,7 +709,7 @@ fn concurrent_creates_of_different_names_respect_the_secret_limit() {
         ),
         ("separate pools", separate_pools),
     ] {
-        let store = store();
+        let store = first.fresh(setup);
         let alice = user(&store, "alice");
         put(&store, alice, "existing", b"x", 1);
         let outcomes = race(repos(&store), |i| {
@@ -742,9 +733,7 @@ fn concurrent_creates_of_different_names_respect_the_secret_limit() {
 // ---------------------------------------------------------------------------
 // read
 
-#[test]
-fn read_returns_the_header_with_the_newest_or_the_asked_version() {
-    let store = store();
+fn read_returns_the_header_with_the_newest_or_the_asked_version(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     put(&store, alice, "db", b"first", 100);
@@ -834,9 +823,7 @@ fn names(secrets: &[Secret]) -> Vec<&str> {
     secrets.iter().map(|secret| secret.name.as_str()).collect()
 }
 
-#[test]
-fn list_is_in_byte_order_and_a_prefix_is_literal_and_case_sensitive() {
-    let store = store();
+fn list_is_in_byte_order_and_a_prefix_is_literal_and_case_sensitive(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     let all = [
@@ -891,9 +878,7 @@ fn list_is_in_byte_order_and_a_prefix_is_literal_and_case_sensitive() {
     assert_eq!(names(&list("zzz")), Vec::<&str>::new());
 }
 
-#[test]
-fn list_pages_with_after_and_limit_and_leaves_out_soft_deleted_by_default() {
-    let store = store();
+fn list_pages_with_after_and_limit_and_leaves_out_soft_deleted_by_default(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     for i in 0..10 {
@@ -983,9 +968,7 @@ fn list_pages_with_after_and_limit_and_leaves_out_soft_deleted_by_default() {
     assert_eq!(names(&page), ["n00"]);
 }
 
-#[test]
-fn list_shows_each_secrets_header() {
-    let store = store();
+fn list_shows_each_secrets_header(store: Store) {
     let alice = user(&store, "alice");
     let mut create = version_write(alice, "db", None, b"v1", 100);
     create.metadata = Some(meta(&[("description", "prod")]));
@@ -1023,9 +1006,7 @@ fn list_shows_each_secrets_header() {
 // ---------------------------------------------------------------------------
 // set_deleted and destroy
 
-#[test]
-fn soft_delete_keeps_the_first_time_and_none_restores() {
-    let store = store();
+fn soft_delete_keeps_the_first_time_and_none_restores(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     let live = put(&store, alice, "db", b"v1", 100);
@@ -1114,9 +1095,7 @@ fn soft_delete_keeps_the_first_time_and_none_restores() {
     );
 }
 
-#[test]
-fn destroy_removes_the_secret_and_every_version() {
-    let store = store();
+fn destroy_removes_the_secret_and_every_version(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     for at in 1..=3 {
@@ -1160,9 +1139,7 @@ fn destroy_removes_the_secret_and_every_version() {
     assert_eq!(stored_bytes(&store, alice, "db", None).unwrap(), b"new");
 }
 
-#[test]
-fn deleting_the_user_takes_its_secrets_and_every_version() {
-    let store = store();
+fn deleting_the_user_takes_its_secrets_and_every_version(store: Store) {
     let alice = user(&store, "alice");
     let bob = user(&store, "bob");
     for at in 1..=3 {
@@ -1197,9 +1174,7 @@ fn users_under(store: &Store, prefix: &str, master: &str, count: usize) -> Vec<N
         .collect()
 }
 
-#[test]
-fn data_keys_are_counted_by_master_key() {
-    let store = store();
+fn data_keys_are_counted_by_master_key(store: Store) {
     assert_eq!(store.users.count_by_master_key().unwrap(), Vec::new());
     users_under(&store, "one", "k1", 3);
     users_under(&store, "two", "k2", 2);
@@ -1222,9 +1197,7 @@ fn data_keys_are_counted_by_master_key() {
     assert_eq!(counts[0], (KeyId("k0".into()), 1));
 }
 
-#[test]
-fn not_wrapped_by_leaves_out_the_given_master_and_honours_the_limit() {
-    let store = store();
+fn not_wrapped_by_leaves_out_the_given_master_and_honours_the_limit(store: Store) {
     let old = users_under(&store, "old", "k1", 5);
     let new = users_under(&store, "new", "k2", 2);
     let expected = |users: &[NewUser]| {
@@ -1268,9 +1241,7 @@ fn not_wrapped_by_leaves_out_the_given_master_and_honours_the_limit() {
     }
 }
 
-#[test]
-fn replace_is_a_check_and_set_on_the_stored_wrapping() {
-    let store = store();
+fn replace_is_a_check_and_set_on_the_stored_wrapping(store: Store) {
     let alice = new_user_under("alice", "k1");
     let bob = new_user_under("bob", "k1");
     store.users.create(&alice).unwrap();
@@ -1334,9 +1305,7 @@ fn replace_is_a_check_and_set_on_the_stored_wrapping() {
     assert_eq!(key, Some(new));
 }
 
-#[test]
-fn of_concurrent_replaces_of_one_data_key_exactly_one_wins() {
-    let store = store();
+fn of_concurrent_replaces_of_one_data_key_exactly_one_wins(store: Store) {
     let alice = new_user_under("alice", "k1");
     store.users.create(&alice).unwrap();
     let old = alice.data_key.clone();
@@ -1373,56 +1342,68 @@ fn of_concurrent_replaces_of_one_data_key_exactly_one_wins() {
 // ---------------------------------------------------------------------------
 // The migration of existing secrets
 
-#[test]
-fn migrating_makes_every_existing_secret_version_1_of_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("old.db").display());
-    let pool = db::connect(&url, 2, Duration::from_secs(2)).unwrap();
-    let migrations = FileBasedMigrations::from_path(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../migrations/sqlite"
-    ))
-    .unwrap();
+/// Applies the first `count` migrations of the backend's own folder, then runs
+/// `statements` on the same connection.
+fn migrate_partly_then_run(pool: &DbPool, count: usize, statements: &[String]) {
+    fn on<C>(conn: &mut C, folder: &str, count: usize, statements: &[String])
+    where
+        C: MigrationHarness<C::Backend> + diesel::Connection,
+        for<'a> diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<C>,
+    {
+        let migrations = FileBasedMigrations::from_path(format!(
+            "{}/../../migrations/{folder}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        for _ in 0..count {
+            conn.run_next_migration(migrations.clone()).unwrap();
+        }
+        let pending = conn.pending_migrations(migrations).unwrap();
+        assert_eq!(pending.len(), 1, "only the vault migration is left");
+        for statement in statements {
+            assert!(diesel::sql_query(statement).execute(conn).unwrap() > 0);
+        }
+    }
+    let mut conn = pool.get().unwrap();
+    match &mut *conn {
+        DbConnection::Sqlite(conn) => on(conn, "sqlite", count, statements),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(conn) => on(conn, "mysql", count, statements),
+    }
+}
+
+fn migrating_makes_every_existing_secret_version_1_of_itself(database: TestDatabase) {
+    let pool = db::connect(database.url(), 2, Duration::from_secs(2)).unwrap();
     let alice = UserId::generate();
     let bob = UserId::generate();
     let (alice_key, bob_key) = (DataKeyId::generate(), DataKeyId::generate());
     let ciphertext = |seed: u8| -> Vec<u8> { (0..45).map(|i| seed.wrapping_mul(31) ^ i).collect() };
-    {
-        let mut conn = pool.get().unwrap();
-        for _ in 0..3 {
-            conn.run_next_migration(migrations.clone()).unwrap();
-        }
-        let pending = conn.pending_migrations(migrations.clone()).unwrap();
-        assert_eq!(pending.len(), 1, "only the vault migration is left");
-        let statements = [
-            format!(
-                "INSERT INTO users (id, username, email, password_hash, data, created_at) VALUES
-                 ('{alice}', 'alice', 'alice@example.com', '$2b$04$x', '{{}}', 1000),
-                 ('{bob}', 'bob', NULL, '$2b$04$y', '{{}}', 1001)"
-            ),
-            format!(
-                "INSERT INTO data_keys (user_id, id, master_key_id, wrapped_key, created_at) VALUES
-                 ('{alice}', '{}', 'mk-old', X'0102', 1000),
-                 ('{bob}', '{}', 'mk-old', X'0304', 1001)",
-                alice_key.0, bob_key.0
-            ),
-            format!(
-                "INSERT INTO secrets (user_id, name, key_id, ciphertext, created_at, updated_at) VALUES
-                 ('{alice}', 'default', '{}', X'{}', 2000, 2500),
-                 ('{alice}', 'team/db', '{}', X'{}', 2100, 2100),
-                 ('{bob}', 'default', '{}', X'{}', 3000, 3300)",
-                alice_key.0,
-                hex::encode(ciphertext(1)),
-                alice_key.0,
-                hex::encode(ciphertext(2)),
-                bob_key.0,
-                hex::encode(ciphertext(3)),
-            ),
-        ];
-        for statement in statements {
-            assert!(diesel::sql_query(statement).execute(&mut *conn).unwrap() > 0);
-        }
-    }
+    let statements = [
+        format!(
+            "INSERT INTO users (id, username, email, password_hash, data, created_at) VALUES
+             ('{alice}', 'alice', 'alice@example.com', '$2b$04$x', '{{}}', 1000),
+             ('{bob}', 'bob', NULL, '$2b$04$y', '{{}}', 1001)"
+        ),
+        format!(
+            "INSERT INTO data_keys (user_id, id, master_key_id, wrapped_key, created_at) VALUES
+             ('{alice}', '{}', 'mk-old', X'0102', 1000),
+             ('{bob}', '{}', 'mk-old', X'0304', 1001)",
+            alice_key.0, bob_key.0
+        ),
+        format!(
+            "INSERT INTO secrets (user_id, name, key_id, ciphertext, created_at, updated_at) VALUES
+             ('{alice}', 'default', '{}', X'{}', 2000, 2500),
+             ('{alice}', 'team/db', '{}', X'{}', 2100, 2100),
+             ('{bob}', 'default', '{}', X'{}', 3000, 3300)",
+            alice_key.0,
+            hex::encode(ciphertext(1)),
+            alice_key.0,
+            hex::encode(ciphertext(2)),
+            bob_key.0,
+            hex::encode(ciphertext(3)),
+        ),
+    ];
+    migrate_partly_then_run(&pool, 3, &statements);
 
     let applied = db::migrate(&pool).unwrap();
     assert_eq!(applied.len(), 1, "{applied:?}");
@@ -1498,4 +1479,37 @@ fn migrating_makes_every_existing_secret_version_1_of_itself() {
     assert!(users.delete(&bob).unwrap());
     assert_eq!(rows_of(&pool, "secret_versions", bob), 0);
     assert_eq!(rows_of(&pool, "secret_versions", alice), 2);
+}
+
+safebox_infra::backend_tests!(open_store =>
+    creating_writes_version_1_and_creating_again_conflicts_even_when_soft_deleted,
+    a_new_secret_gets_the_given_metadata_and_names_are_per_owner,
+    writing_for_an_owner_that_does_not_exist_is_an_error,
+    the_secret_limit_counts_soft_deleted_secrets_and_only_applies_to_creates,
+    a_new_version_keeps_created_at_moves_updated_at_and_keeps_or_replaces_metadata,
+    writing_a_soft_deleted_secret_restores_it,
+    a_write_on_a_version_that_is_not_the_newest_conflicts_and_changes_nothing,
+    only_the_newest_keep_versions_are_kept_also_when_the_limit_changes,
+    pruning_one_secret_leaves_the_others_alone,
+    read_returns_the_header_with_the_newest_or_the_asked_version,
+    list_is_in_byte_order_and_a_prefix_is_literal_and_case_sensitive,
+    list_pages_with_after_and_limit_and_leaves_out_soft_deleted_by_default,
+    list_shows_each_secrets_header,
+    soft_delete_keeps_the_first_time_and_none_restores,
+    destroy_removes_the_secret_and_every_version,
+    deleting_the_user_takes_its_secrets_and_every_version,
+    data_keys_are_counted_by_master_key,
+    not_wrapped_by_leaves_out_the_given_master_and_honours_the_limit,
+    replace_is_a_check_and_set_on_the_stored_wrapping,
+    of_concurrent_replaces_of_one_data_key_exactly_one_wins,
+    of_concurrent_writes_on_the_same_version_exactly_one_wins,
+    of_concurrent_creates_of_one_name_exactly_one_wins,
+    concurrent_creates_of_different_names_respect_the_secret_limit,
+);
+
+/// The migration test needs a database without the schema.
+mod migration {
+    use super::*;
+
+    safebox_infra::backend_tests!(open_database => migrating_makes_every_existing_secret_version_1_of_itself);
 }

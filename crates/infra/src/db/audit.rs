@@ -22,7 +22,7 @@ use safebox_domain::{
 };
 
 use super::schema::audit_events;
-use super::{DbPool, checkout, checkout_write, repo_error};
+use super::{DbPool, checkout, checkout_write, insert_batch, repo_error, write_transaction};
 
 /// Events that may wait for the writer; beyond this, events are dropped (and
 /// counted and logged) rather than slowing requests down.
@@ -162,10 +162,8 @@ fn write_loop(
 fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
     let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
     let mut conn = checkout_write(pool)?;
-    conn.immediate_transaction(|conn| {
-        diesel::insert_into(audit_events::table)
-            .values(&rows)
-            .execute(conn)
+    write_transaction(&mut conn, |conn| {
+        insert_batch!(conn, diesel::insert_into(audit_events::table).values(&rows))
     })
     .map_err(repo_error)?;
     Ok(())
@@ -174,7 +172,7 @@ fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
 fn prune_before(pool: &DbPool, cutoff: Timestamp) -> Result<u64, RepoError> {
     let mut conn = checkout_write(pool)?;
     let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(cutoff.as_secs())))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .map_err(repo_error)?;
     Ok(deleted as u64)
 }
@@ -207,7 +205,7 @@ impl AuditLog for DieselAuditLog {
             .order(audit_events::id.desc())
             .limit(i64::from(query.limit))
             .select(AuditRow::as_select())
-            .load(&mut conn)
+            .load(&mut *conn)
             .map_err(repo_error)?
             .into_iter()
             .map(AuditRecord::try_from)

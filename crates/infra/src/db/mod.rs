@@ -1,4 +1,9 @@
-//! diesel + r2d2 on SQLite: the connection pool, migrations and repositories.
+//! diesel + r2d2 on SQLite (the embedded default) and, with the `mysql` feature,
+//! MySQL-compatible servers: the connection pool, migrations and repositories.
+//!
+//! One set of repositories serves every backend through [`DbConnection`], diesel's
+//! `MultiConnection` over the backends' connections. Where the SQL of the backends
+//! really differs, the method concerned matches on the connection's variant.
 
 mod audit;
 mod schema;
@@ -8,10 +13,10 @@ mod users;
 
 use std::time::Duration;
 
-use diesel::SqliteConnection;
-use diesel::connection::SimpleConnection as _;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection as _};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection as _, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use safebox_domain::{BoxError, RepoError};
 
@@ -20,29 +25,224 @@ pub use secrets::DieselSecretRepository;
 pub use sessions::DieselSessionRepository;
 pub use users::DieselUserRepository;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
 
 /// How long SQLite waits on a lock held by another connection before giving up.
 const BUSY_TIMEOUT_MS: u32 = 5_000;
 
-type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
-type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+/// A connection to whichever backend the database URL names.
+///
+/// The MySQL variant comes first: `DbConnection::establish` tries the variants in
+/// order, and MySQL refuses anything but a `mysql://` URL at once, so an SQLite
+/// path falls through to SQLite without a connection attempt. (The pool does not
+/// rely on this: it connects by the URL's scheme, so that a MySQL server that is
+/// down is reported as such, never retried as a file name.)
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// A MySQL-compatible server (MySQL 8, MariaDB, TiDB, Vitess).
+    #[cfg(feature = "mysql")]
+    Mysql(diesel::MysqlConnection),
+    /// An SQLite file.
+    Sqlite(SqliteConnection),
+}
+
+/// The kind of database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file (`sqlite://PATH` or a bare path).
+    Sqlite,
+    /// A MySQL-compatible server (`mysql://`).
+    Mysql,
+}
+
+impl Backend {
+    /// The name operators see in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Mysql => "mysql",
+        }
+    }
+}
+
+/// A database URL resolved by its scheme.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file at this path.
+    Sqlite(String),
+    /// A MySQL-compatible server at this `mysql://` URL (it may hold a password).
+    Mysql(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Mysql(url) => f.debug_tuple("Mysql").field(&redact_url(url)).finish(),
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// Resolves `url`: `sqlite://PATH`, `sqlite:PATH` or a bare path is SQLite,
+    /// `mysql://…` is MySQL; any other scheme is an error naming it.
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("mysql://") {
+            return Ok(Self::Mysql(url.to_owned()));
+        }
+        let path = if let Some(path) = url.strip_prefix("sqlite://") {
+            path
+        } else if let Some(path) = url.strip_prefix("sqlite:") {
+            path
+        } else if let Some((scheme, _)) = url.split_once("://") {
+            return Err(DbError::UnsupportedUrl(format!(
+                "unsupported scheme {scheme:?}; use sqlite://PATH, a file path or mysql://USER:PASSWORD@HOST:PORT/DATABASE"
+            )));
+        } else {
+            url
+        };
+        if path.is_empty() || path == ":memory:" {
+            return Err(DbError::UnsupportedUrl(
+                "an SQLite file path is required (in-memory databases are not shared by a pool)"
+                    .to_owned(),
+            ));
+        }
+        Ok(Self::Sqlite(path.to_owned()))
+    }
+
+    /// The backend this URL names.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Mysql(_) => Backend::Mysql,
+        }
+    }
+
+    /// The URL with any password replaced, for messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{path}"),
+            Self::Mysql(url) => redact_url(url),
+        }
+    }
+}
+
+/// `scheme://user:<redacted>@host/…` for a URL with a password; other URLs as
+/// they are.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The userinfo ends at the last '@' before the path: a password may itself
+    // contain '@' or '/'.
+    let authority_end = rest.rfind('@');
+    match authority_end {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:<redacted>")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Opens connections for the pool, by the URL's scheme, and applies safebox's
+/// session settings to each.
+pub struct DbManager {
+    url: DatabaseUrl,
+    /// MySQL: how long a statement waits for a row lock.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    lock_wait_secs: u64,
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        use diesel::r2d2::Error;
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path).map_err(Error::ConnectionError)?;
+                // synchronous=FULL: a commit returns only after the WAL is fsynced,
+                // so every acknowledged write survives a power cut, not just a
+                // process crash.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = FULL;
+                     PRAGMA foreign_keys = ON;"
+                ))
+                .map_err(Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            #[cfg(feature = "mysql")]
+            DatabaseUrl::Mysql(url) => {
+                let mut conn =
+                    diesel::MysqlConnection::establish(url).map_err(Error::ConnectionError)?;
+                // Strict mode: a value that does not fit is an error, never silently
+                // truncated. A row lock is waited for about as long as a request
+                // waits for a connection, not InnoDB's default 50 s.
+                conn.batch_execute(&format!(
+                    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO';
+                     SET SESSION innodb_lock_wait_timeout = {};",
+                    self.lock_wait_secs
+                ))
+                .map_err(Error::QueryError)?;
+                Ok(DbConnection::Mysql(conn))
+            }
+            #[cfg(not(feature = "mysql"))]
+            DatabaseUrl::Mysql(_) => Err(Error::ConnectionError(
+                diesel::ConnectionError::BadConnection(MYSQL_NOT_BUILT.to_owned()),
+            )),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+#[cfg(not(feature = "mysql"))]
+const MYSQL_NOT_BUILT: &str = "this safebox was built without MySQL support; build it with `cargo build --release -p safebox-server --features mysql`";
+
+type DbConnPool = Pool<DbManager>;
+/// A connection checked out of a [`DbPool`].
+pub type Conn = PooledConnection<DbManager>;
 
 /// The database connections shared by the repositories: a pool for reads, and
-/// one connection that every write goes through.
+/// a pool that every write goes through.
 ///
-/// SQLite lets one connection write at a time; others that try wait in SQLite's
-/// busy handler, which sleeps in steps of up to 100 ms. Queueing writers on the
-/// one write connection instead wakes each the moment the previous write is done.
-/// (Another process writing the same file, such as `safebox admin`, still meets
-/// the busy timeout.)
+/// On SQLite the write pool is one connection. SQLite lets one connection write at
+/// a time; others that try wait in SQLite's busy handler, which sleeps in steps of
+/// up to 100 ms. Queueing writers on the one write connection instead wakes each
+/// the moment the previous write is done. (Another process writing the same file,
+/// such as `safebox admin`, still meets the busy timeout.) A MySQL server locks
+/// rows, not the database, so there both are the same pool.
 #[derive(Clone)]
 pub struct DbPool {
-    reads: SqlitePool,
-    writes: SqlitePool,
+    backend: Backend,
+    reads: DbConnPool,
+    writes: DbConnPool,
 }
 
 impl DbPool {
+    /// The backend the pool is connected to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// A connection for reading, for callers outside the repositories (tests,
     /// the command line).
     pub fn get(&self) -> Result<Conn, diesel::r2d2::PoolError> {
@@ -52,21 +252,22 @@ impl DbPool {
     /// Checks that the database answers: checks out a read connection (waiting at
     /// most the pool's connection timeout) and runs a trivial query. Blocks.
     ///
-    /// The query reads the schema table rather than `SELECT 1`, which SQLite
-    /// answers without touching the file: reading the schema takes a read
+    /// On SQLite the query reads the schema table rather than `SELECT 1`, which
+    /// SQLite answers without touching the file: reading the schema takes a read
     /// transaction, so a database that cannot be read is noticed.
     pub fn ping(&self) -> Result<(), PingError> {
-        use diesel::RunQueryDsl as _;
         let mut conn = self.reads.get().map_err(PingError::Checkout)?;
-        diesel::sql_query("SELECT count(*) FROM sqlite_master")
-            .execute(&mut *conn)
-            .map(drop)
-            .map_err(PingError::Query)
+        match &mut *conn {
+            DbConnection::Sqlite(conn) => conn.batch_execute("SELECT count(*) FROM sqlite_master"),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(conn) => conn.batch_execute("SELECT 1"),
+        }
+        .map_err(PingError::Query)
     }
 
     /// How many connections of each pool are idle and in use, for metrics.
     pub fn connections(&self) -> PoolConnections {
-        let state = |pool: &SqlitePool| {
+        let state = |pool: &DbConnPool| {
             let state = pool.state();
             ConnectionCounts {
                 idle: state.idle_connections,
@@ -85,7 +286,7 @@ impl DbPool {
 pub struct PoolConnections {
     /// The read pool.
     pub reads: ConnectionCounts,
-    /// The write pool (one connection).
+    /// The write pool (one connection on SQLite; the read pool itself on MySQL).
     pub writes: ConnectionCounts,
 }
 
@@ -119,6 +320,7 @@ impl PingError {
             Self::Query(DieselError::DatabaseError(_, info)) if is_busy(info.message()) => {
                 "database is locked"
             }
+            Self::Query(err) if is_unavailable(err) => "connection lost",
             Self::Query(_) => "query failed",
         }
     }
@@ -131,102 +333,98 @@ pub enum DbError {
     #[error("SAFEBOX_DATABASE_URL: {0}")]
     UnsupportedUrl(String),
     /// The pool could not open a working connection.
-    #[error("cannot open the database: {0}")]
-    Connect(#[source] BoxError),
+    #[error("cannot open the database {database}: {source}")]
+    Connect {
+        /// The database, its password redacted.
+        database: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migration(#[source] BoxError),
 }
 
-/// Resolves a database URL to an SQLite file path: `sqlite://PATH` or a bare path.
-pub fn sqlite_path(url: &str) -> Result<String, DbError> {
-    let path = if let Some(path) = url.strip_prefix("sqlite://") {
-        path
-    } else if let Some(path) = url.strip_prefix("sqlite:") {
-        path
-    } else if url.starts_with("mysql://") {
-        return Err(DbError::UnsupportedUrl(
-            "MySQL is not supported by this build yet; use sqlite://PATH".to_owned(),
-        ));
-    } else if let Some((scheme, _)) = url.split_once("://") {
-        return Err(DbError::UnsupportedUrl(format!(
-            "unsupported scheme {scheme:?}; use sqlite://PATH or a file path"
-        )));
-    } else {
-        url
-    };
-    if path.is_empty() || path == ":memory:" {
-        return Err(DbError::UnsupportedUrl(
-            "an SQLite file path is required (in-memory databases are not shared by a pool)"
-                .to_owned(),
-        ));
-    }
-    Ok(path.to_owned())
-}
-
-/// Applies safebox's SQLite settings to every pooled connection.
-#[derive(Debug, Clone, Copy)]
-struct SqlitePragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // synchronous=FULL: a commit returns only after the WAL is fsynced, so every
-        // acknowledged write survives a power cut, not just a process crash.
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
-             PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = ON;"
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-/// Opens the connection pools on `url`: `pool_size` connections for reads and
-/// one for writes. Fails fast if no connection can be made.
+/// Opens the connection pools on `url`: `pool_size` connections for reads and,
+/// on SQLite, one for writes. Fails if no connection can be made within
+/// `timeout`, which is also how long a request waits for a connection later.
 pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<DbPool, DbError> {
-    let path = sqlite_path(url)?;
+    let url = DatabaseUrl::parse(url)?;
+    let backend = url.backend();
+    let database = url.redacted();
+    #[cfg(not(feature = "mysql"))]
+    if backend == Backend::Mysql {
+        return Err(DbError::UnsupportedUrl(MYSQL_NOT_BUILT.to_owned()));
+    }
+    let manager = || DbManager {
+        url: url.clone(),
+        lock_wait_secs: timeout.as_secs().max(1),
+    };
     let pool = |size: u32| {
         Pool::builder()
             .max_size(size)
-            // A local SQLite file cannot drop a connection: checking each one with
-            // a query on every checkout would only cost time.
-            .test_on_check_out(false)
+            // A local SQLite file cannot drop a connection, so checking each one
+            // with a query on every checkout would only cost time. A server's
+            // connections can die (a restart, a failover, an idle timeout): those
+            // are tested, and replaced, before a request gets one.
+            .test_on_check_out(backend == Backend::Mysql)
             .connection_timeout(timeout)
-            .connection_customizer(Box::new(SqlitePragmas))
-            .build(ConnectionManager::<SqliteConnection>::new(path.clone()))
-            .map_err(|err| DbError::Connect(Box::new(err)))
+            .build(manager())
+            .map_err(|err| DbError::Connect {
+                database: database.clone(),
+                source: Box::new(err),
+            })
+    };
+    let reads = pool(pool_size)?;
+    let writes = match backend {
+        Backend::Sqlite => pool(1)?,
+        Backend::Mysql => reads.clone(),
     };
     Ok(DbPool {
-        reads: pool(pool_size)?,
-        writes: pool(1)?,
+        backend,
+        reads,
+        writes,
+    })
+}
+
+fn migration_connection(pool: &DbPool) -> Result<Conn, DbError> {
+    pool.writes.get().map_err(|err| DbError::Connect {
+        database: pool.backend.as_str().to_owned(),
+        source: Box::new(err),
     })
 }
 
 /// The migrations not yet applied, without applying any.
 pub fn pending_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
-    let mut conn = pool
-        .writes
-        .get()
-        .map_err(|err| DbError::Connect(Box::new(err)))?;
-    let pending = conn
-        .pending_migrations(MIGRATIONS)
-        .map_err(DbError::Migration)?;
-    Ok(pending
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect())
+    let mut conn = migration_connection(pool)?;
+    match &mut *conn {
+        DbConnection::Sqlite(conn) => conn.pending_migrations(SQLITE_MIGRATIONS).map(versions),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(conn) => conn.pending_migrations(MYSQL_MIGRATIONS).map(versions),
+    }
+    .map_err(DbError::Migration)
 }
 
-/// Applies every pending migration; returns the versions applied.
+fn versions<DB: diesel::backend::Backend>(
+    migrations: Vec<Box<dyn diesel::migration::Migration<DB> + '_>>,
+) -> Vec<String> {
+    migrations
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect()
+}
+
+/// Applies every pending migration of the backend's folder (`migrations/sqlite`
+/// or `migrations/mysql`); returns the versions applied.
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
-    let mut conn = pool
-        .writes
-        .get()
-        .map_err(|err| DbError::Connect(Box::new(err)))?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(DbError::Migration)?;
+    let mut conn = migration_connection(pool)?;
+    let applied = match &mut *conn {
+        DbConnection::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(conn) => conn.run_pending_migrations(MYSQL_MIGRATIONS),
+    }
+    .map_err(DbError::Migration)?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
@@ -236,24 +434,82 @@ fn checkout(pool: &DbPool) -> Result<Conn, RepoError> {
         .map_err(|err| RepoError::Unavailable(Box::new(err)))
 }
 
-/// The write connection; see [`DbPool`].
+/// A connection of the write pool; see [`DbPool`].
 fn checkout_write(pool: &DbPool) -> Result<Conn, RepoError> {
     pool.writes
         .get()
         .map_err(|err| RepoError::Unavailable(Box::new(err)))
 }
 
-/// Maps a diesel error to the port's error: a locked or busy database is
-/// `Unavailable` (retrying later may work), anything else `Internal`.
+/// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`,
+/// taking the write lock up front: a deferred transaction that reads and then
+/// writes fails at once (without the busy handler) when another process wrote in
+/// between, so that a check and the write it guards could not be kept together.
+/// MySQL locks the rows a statement writes, so a plain transaction does.
+fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConnection::Sqlite(conn) => {
+            AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE")?;
+        }
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(conn) => AnsiTransactionManager::begin_transaction(conn)?,
+    }
+    // The inner connection holds the transaction's state, so committing through
+    // the outer one ends the transaction begun above.
+    match f(conn) {
+        Ok(value) => {
+            DbConnection::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            DbConnection::rollback_transaction(conn)?;
+            Err(err)
+        }
+    }
+}
+
+/// Executes a multi-row `INSERT` on the connection's own backend. diesel's
+/// `MultiConnection` cannot send one (SQLite and MySQL write them differently), so
+/// the statement is built for, and run on, the inner connection.
+macro_rules! insert_batch {
+    ($conn:expr, $insert:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite(conn) => diesel::RunQueryDsl::execute($insert, conn),
+            #[cfg(feature = "mysql")]
+            $crate::db::DbConnection::Mysql(conn) => diesel::RunQueryDsl::execute($insert, conn),
+        }
+    };
+}
+pub(crate) use insert_batch;
+
+/// Maps a diesel error to the port's error: a locked or busy database, a lost
+/// connection or a lock wait that timed out is `Unavailable` (retrying later may
+/// work), anything else `Internal`.
 fn repo_error(err: DieselError) -> RepoError {
-    match &err {
-        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) if is_busy(info.message()) => {
-            RepoError::Unavailable(Box::new(err))
+    if is_unavailable(&err) {
+        RepoError::Unavailable(Box::new(err))
+    } else {
+        RepoError::Internal(Box::new(err))
+    }
+}
+
+fn is_unavailable(err: &DieselError) -> bool {
+    match err {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
+            _,
+        ) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            is_busy(message) || is_lost_server(message)
         }
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-            RepoError::Unavailable(Box::new(err))
-        }
-        _ => RepoError::Internal(Box::new(err)),
+        _ => false,
     }
 }
 
@@ -261,24 +517,104 @@ fn is_busy(message: &str) -> bool {
     message.contains("database is locked") || message.contains("database is busy")
 }
 
+/// The client library's and the server's words for a connection or server that
+/// went away, and for a lock wait that gave up (MySQL and MariaDB).
+fn is_lost_server(message: &str) -> bool {
+    const LOST: [&str; 8] = [
+        "server has gone away",
+        "Lost connection",
+        "Can't connect",
+        "Server shutdown in progress",
+        "Connection was killed",
+        "Lock wait timeout exceeded",
+        "Deadlock found",
+        "Unknown MySQL server host",
+    ];
+    LOST.iter().any(|lost| message.contains(lost))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn urls_resolve_to_paths_or_clear_errors() {
-        assert_eq!(sqlite_path("sqlite://./data/x.db").unwrap(), "./data/x.db");
-        assert_eq!(sqlite_path("sqlite:///var/x.db").unwrap(), "/var/x.db");
-        assert_eq!(sqlite_path("/var/x.db").unwrap(), "/var/x.db");
-        assert_eq!(sqlite_path("x.db").unwrap(), "x.db");
-        let err = sqlite_path("mysql://root@127.0.0.1/test")
+    fn urls_resolve_by_scheme_or_give_clear_errors() {
+        let sqlite = |url| DatabaseUrl::parse(url).unwrap();
+        assert_eq!(
+            sqlite("sqlite://./data/x.db"),
+            DatabaseUrl::Sqlite("./data/x.db".into())
+        );
+        assert_eq!(
+            sqlite("sqlite:///var/x.db"),
+            DatabaseUrl::Sqlite("/var/x.db".into())
+        );
+        assert_eq!(sqlite("/var/x.db"), DatabaseUrl::Sqlite("/var/x.db".into()));
+        assert_eq!(sqlite("x.db"), DatabaseUrl::Sqlite("x.db".into()));
+        let mysql = DatabaseUrl::parse("mysql://root:pw@127.0.0.1/test").unwrap();
+        assert_eq!(mysql.backend(), Backend::Mysql);
+        assert_eq!(mysql.redacted(), "mysql://root:<redacted>@127.0.0.1/test");
+        assert!(!format!("{mysql:?}").contains("pw"));
+        let err = DatabaseUrl::parse("postgres://x/y")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("MySQL is not supported"), "{err}");
-        let err = sqlite_path("postgres://x/y").unwrap_err().to_string();
         assert!(err.contains("unsupported scheme \"postgres\""), "{err}");
-        assert!(sqlite_path("sqlite://:memory:").is_err());
-        assert!(sqlite_path("").is_err());
+        assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
+        assert!(DatabaseUrl::parse("").is_err());
+    }
+
+    /// Both backends' folders must hold the same migrations, so that a database
+    /// of either kind is at the same schema version after the same release, and
+    /// `safebox db copy` can compare them.
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let folder = |backend: &str| -> Vec<String> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../migrations")
+                .join(backend);
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|entry| {
+                    let entry = entry.unwrap();
+                    for file in ["up.sql", "down.sql"] {
+                        assert!(
+                            entry.path().join(file).is_file(),
+                            "{:?} lacks {file}",
+                            entry.path()
+                        );
+                    }
+                    entry.file_name().to_string_lossy().into_owned()
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let sqlite = folder("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, folder("mysql"));
+    }
+
+    #[test]
+    fn passwords_are_redacted_even_with_at_signs() {
+        assert_eq!(
+            redact_url("mysql://app:p@ss/w@db:3306/safebox"),
+            "mysql://app:<redacted>@db:3306/safebox"
+        );
+        assert_eq!(redact_url("mysql://app@db/x"), "mysql://app@db/x");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("/var/x.db"), "/var/x.db");
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    #[test]
+    fn a_build_without_mysql_says_how_to_get_it() {
+        let err = connect("mysql://root@127.0.0.1/test", 1, Duration::from_secs(1))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--features mysql"), "{err}");
     }
 
     #[test]
@@ -286,6 +622,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("p.db").display().to_string();
         let pool = connect(&url, 1, Duration::from_millis(100)).unwrap();
+        assert_eq!(pool.backend(), Backend::Sqlite);
         pool.ping().unwrap();
         let idle = pool.connections();
         assert_eq!(idle.reads, ConnectionCounts { idle: 1, in_use: 0 });
@@ -317,8 +654,13 @@ mod tests {
         let mut a = pool.get().unwrap();
         let mut b = pool.get().unwrap();
         for conn in [&mut a, &mut b] {
+            // Irrefutable unless the mysql feature adds its variant.
+            #[allow(irrefutable_let_patterns)]
+            let DbConnection::Sqlite(conn) = &mut **conn else {
+                panic!("not SQLite")
+            };
             let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
-                .get_result(&mut **conn)
+                .get_result(conn)
                 .unwrap();
             assert_eq!(mode.journal_mode, "wal");
             for (pragma, expected) in [
@@ -329,10 +671,60 @@ mod tests {
                 let value: i64 = diesel::select(diesel::dsl::sql::<BigInt>(&format!(
                     "(SELECT * FROM pragma_{pragma})"
                 )))
-                .get_result(&mut **conn)
+                .get_result(conn)
                 .unwrap();
                 assert_eq!(value, expected, "{pragma}");
             }
         }
+    }
+
+    #[test]
+    fn lost_servers_and_lock_timeouts_are_unavailable_not_internal() {
+        struct Info(&'static str);
+        impl diesel::result::DatabaseErrorInformation for Info {
+            fn message(&self) -> &str {
+                self.0
+            }
+            fn details(&self) -> Option<&str> {
+                None
+            }
+            fn hint(&self) -> Option<&str> {
+                None
+            }
+            fn table_name(&self) -> Option<&str> {
+                None
+            }
+            fn column_name(&self) -> Option<&str> {
+                None
+            }
+            fn constraint_name(&self) -> Option<&str> {
+                None
+            }
+            fn statement_position(&self) -> Option<i32> {
+                None
+            }
+        }
+        let error = |message| {
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(Info(message)))
+        };
+        for message in [
+            "MySQL server has gone away",
+            "Lost connection to server during query",
+            "Lock wait timeout exceeded; try restarting transaction",
+            "database is locked",
+        ] {
+            assert!(
+                matches!(repo_error(error(message)), RepoError::Unavailable(_)),
+                "{message}"
+            );
+        }
+        assert!(matches!(
+            repo_error(error("Unknown column 'x' in 'field list'")),
+            RepoError::Internal(_)
+        ));
+        assert!(matches!(
+            repo_error(DieselError::NotFound),
+            RepoError::Internal(_)
+        ));
     }
 }

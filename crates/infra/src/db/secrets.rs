@@ -1,6 +1,5 @@
 use std::collections::BTreeMap;
 
-use diesel::SqliteConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use safebox_domain::ports::{SecretRepository, VersionWrite, WriteOutcome};
@@ -10,7 +9,7 @@ use safebox_domain::{
 };
 
 use super::schema::{secret_versions, secrets};
-use super::{DbPool, checkout, checkout_write, repo_error};
+use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_transaction};
 
 /// A secret's header row: everything but its values.
 #[derive(Queryable, Selectable, Insertable)]
@@ -102,7 +101,7 @@ impl DieselSecretRepository {
 }
 
 fn header(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     owner: &str,
     name: &str,
 ) -> Result<Option<SecretRow>, DieselError> {
@@ -112,6 +111,30 @@ fn header(
         .select(SecretRow::as_select())
         .get_result(conn)
         .optional()
+}
+
+/// Serialises the creation of secrets per owner, so that the count checked
+/// against the owner's limit cannot change before the insert commits. SQLite's
+/// write transaction holds the whole database already; on MySQL the owner's row
+/// is locked (`SELECT … FOR UPDATE`) until the transaction ends.
+fn lock_owner(conn: &mut DbConnection, owner: &str) -> Result<(), DieselError> {
+    match conn {
+        DbConnection::Sqlite(_) => {
+            let _ = owner;
+            Ok(())
+        }
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(conn) => {
+            use super::schema::users;
+            users::table
+                .find(owner)
+                .select(users::id)
+                .for_update()
+                .get_result::<String>(conn)
+                .optional()
+                .map(drop)
+        }
+    }
 }
 
 /// A [`VersionWrite`]'s values in their stored form.
@@ -135,11 +158,11 @@ impl From<DieselError> for Abort {
 }
 
 impl DieselSecretRepository {
-    /// The body of [`SecretRepository::write`], inside one immediate transaction:
-    /// the check, the header, the new version and the pruning of old versions
-    /// commit together or not at all.
+    /// The body of [`SecretRepository::write`], inside one write transaction: the
+    /// check, the header, the new version and the pruning of old versions commit
+    /// together or not at all.
     fn write_in(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         write: &VersionWrite,
         stored_write: &StoredWrite,
     ) -> Result<SecretRow, Abort> {
@@ -154,6 +177,7 @@ impl DieselSecretRepository {
         let now = write.now.as_secs();
         match *base {
             None => {
+                lock_owner(conn, owner)?;
                 if header(conn, owner, name)?.is_some() {
                     return Err(Abort::Outcome(WriteOutcome::Conflict));
                 }
@@ -278,14 +302,14 @@ impl SecretRepository for DieselSecretRepository {
                         .on(same_secret.and(secret_versions::version.eq(secrets::version))),
                 )
                 .select(columns)
-                .get_result(&mut conn),
+                .get_result(&mut *conn),
             Some(version) => filtered
                 .left_join(
                     secret_versions::table
                         .on(same_secret.and(secret_versions::version.eq(stored(version.0)?))),
                 )
                 .select(columns)
-                .get_result(&mut conn),
+                .get_result(&mut *conn),
         }
         .optional()
         .map_err(repo_error)?;
@@ -306,22 +330,10 @@ impl SecretRepository for DieselSecretRepository {
             metadata: write.metadata.as_ref().map(metadata_json).transpose()?,
         };
         let mut conn = checkout_write(&self.pool)?;
-        // IMMEDIATE: take the write lock up front, so that another process's write
-        // cannot slip in between the check and the update.
-        let mut aborted = None;
-        let result = conn.immediate_transaction(|conn| {
-            Self::write_in(conn, write, &stored_write).map_err(|abort| match abort {
-                Abort::Outcome(outcome) => {
-                    aborted = Some(outcome);
-                    DieselError::RollbackTransaction
-                }
-                Abort::Db(err) => err,
-            })
-        });
-        match (result, aborted) {
-            (Ok(row), _) => Ok(WriteOutcome::Written(row.into_secret(write.owner)?)),
-            (Err(DieselError::RollbackTransaction), Some(outcome)) => Ok(outcome),
-            (Err(err), _) => Err(repo_error(err)),
+        match write_transaction(&mut conn, |conn| Self::write_in(conn, write, &stored_write)) {
+            Ok(row) => Ok(WriteOutcome::Written(row.into_secret(write.owner)?)),
+            Err(Abort::Outcome(outcome)) => Ok(outcome),
+            Err(Abort::Db(err)) => Err(repo_error(err)),
         }
     }
 
@@ -348,7 +360,7 @@ impl SecretRepository for DieselSecretRepository {
             select = select.filter(secrets::deleted_at.is_null());
         }
         select
-            .load(&mut conn)
+            .load(&mut *conn)
             .map_err(repo_error)?
             .into_iter()
             .map(|row| row.into_secret(*owner))
@@ -363,35 +375,44 @@ impl SecretRepository for DieselSecretRepository {
     ) -> Result<Option<Secret>, RepoError> {
         let user = owner.to_string();
         let mut conn = checkout_write(&self.pool)?;
-        let row = conn
-            .immediate_transaction(|conn| {
-                let target = secrets::table
-                    .filter(secrets::user_id.eq(&user))
-                    .filter(secrets::name.eq(name.as_str()));
-                match at {
-                    // Keep the first deletion time when deleting again.
-                    Some(at) => diesel::update(target.filter(secrets::deleted_at.is_null()))
-                        .set(secrets::deleted_at.eq(at.as_secs()))
-                        .execute(conn)?,
-                    None => diesel::update(target)
-                        .set(secrets::deleted_at.eq(None::<i64>))
-                        .execute(conn)?,
-                };
-                header(conn, &user, name.as_str())
-            })
-            .map_err(repo_error)?;
+        let row = write_transaction(&mut conn, |conn| {
+            let target = secrets::table
+                .filter(secrets::user_id.eq(&user))
+                .filter(secrets::name.eq(name.as_str()));
+            match at {
+                // Keep the first deletion time when deleting again.
+                Some(at) => diesel::update(target.filter(secrets::deleted_at.is_null()))
+                    .set(secrets::deleted_at.eq(at.as_secs()))
+                    .execute(conn)?,
+                None => diesel::update(target)
+                    .set(secrets::deleted_at.eq(None::<i64>))
+                    .execute(conn)?,
+            };
+            header(conn, &user, name.as_str())
+        })
+        .map_err(repo_error)?;
         row.map(|row| row.into_secret(*owner)).transpose()
     }
 
     fn destroy(&self, owner: &UserId, name: &SecretName) -> Result<bool, RepoError> {
+        let user = owner.to_string();
         let mut conn = checkout_write(&self.pool)?;
-        // The versions go with it (ON DELETE CASCADE).
-        let deleted = diesel::delete(
-            secrets::table
-                .filter(secrets::user_id.eq(owner.to_string()))
-                .filter(secrets::name.eq(name.as_str())),
-        )
-        .execute(&mut conn)
+        // The versions first: the schema would cascade, but not every
+        // MySQL-compatible database enforces foreign keys.
+        let deleted = write_transaction(&mut conn, |conn| {
+            diesel::delete(
+                secret_versions::table
+                    .filter(secret_versions::user_id.eq(&user))
+                    .filter(secret_versions::name.eq(name.as_str())),
+            )
+            .execute(conn)?;
+            diesel::delete(
+                secrets::table
+                    .filter(secrets::user_id.eq(&user))
+                    .filter(secrets::name.eq(name.as_str())),
+            )
+            .execute(conn)
+        })
         .map_err(repo_error)?;
         Ok(deleted > 0)
     }

@@ -1,9 +1,10 @@
 use diesel::prelude::*;
+use diesel::result::Error as DieselError;
 use safebox_domain::ports::{RefreshRotation, SessionRepository};
 use safebox_domain::{RepoError, Session, SessionId, SessionKind, Timestamp, TokenDigest, UserId};
 
 use super::schema::{refresh_tokens, sessions};
-use super::{DbPool, checkout, checkout_write, repo_error};
+use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_transaction};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
@@ -60,6 +61,19 @@ fn to_session(row: Option<SessionRow>) -> Result<Option<Session>, RepoError> {
     row.map(Session::try_from).transpose()
 }
 
+/// Deletes the sessions `ids` selects and their refresh tokens, tokens first: the
+/// schema would cascade, but not every MySQL-compatible database enforces foreign
+/// keys. Returns how many sessions were deleted.
+fn delete_sessions(conn: &mut DbConnection, ids: &[String]) -> Result<u64, DieselError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(ids)))
+        .execute(conn)?;
+    let deleted = diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)?;
+    Ok(deleted as u64)
+}
+
 impl SessionRepository for DieselSessionRepository {
     fn create(&self, session: &Session, credential: &TokenDigest) -> Result<(), RepoError> {
         let row = SessionRow {
@@ -74,13 +88,13 @@ impl SessionRepository for DieselSessionRepository {
             user_agent: session.user_agent.clone(),
         };
         let mut conn = checkout_write(&self.pool)?;
-        conn.immediate_transaction(|conn| {
-            diesel::delete(
-                sessions::table
-                    .filter(sessions::user_id.eq(&row.user_id))
-                    .filter(sessions::expires_at.le(row.created_at)),
-            )
-            .execute(conn)?;
+        write_transaction(&mut conn, |conn| {
+            let expired: Vec<String> = sessions::table
+                .filter(sessions::user_id.eq(&row.user_id))
+                .filter(sessions::expires_at.le(row.created_at))
+                .select(sessions::id)
+                .load(conn)?;
+            delete_sessions(conn, &expired)?;
             diesel::insert_into(sessions::table)
                 .values(&row)
                 .execute(conn)?;
@@ -104,7 +118,7 @@ impl SessionRepository for DieselSessionRepository {
             sessions::table
                 .find(id.to_string())
                 .select(SessionRow::as_select())
-                .get_result(&mut conn)
+                .get_result(&mut *conn)
                 .optional()
                 .map_err(repo_error)?,
         )
@@ -116,7 +130,7 @@ impl SessionRepository for DieselSessionRepository {
             sessions::table
                 .filter(sessions::cookie_hash.eq(&cookie.0))
                 .select(SessionRow::as_select())
-                .get_result(&mut conn)
+                .get_result(&mut *conn)
                 .optional()
                 .map_err(repo_error)?,
         )
@@ -126,7 +140,7 @@ impl SessionRepository for DieselSessionRepository {
         let mut conn = checkout_write(&self.pool)?;
         diesel::update(sessions::table.find(id.to_string()))
             .set(sessions::last_used_at.eq(now.as_secs()))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .map_err(repo_error)?;
         Ok(())
     }
@@ -138,7 +152,7 @@ impl SessionRepository for DieselSessionRepository {
             .filter(sessions::expires_at.gt(now.as_secs()))
             .order((sessions::created_at.desc(), sessions::id.desc()))
             .select(SessionRow::as_select())
-            .load(&mut conn)
+            .load(&mut *conn)
             .map_err(repo_error)?
             .into_iter()
             .map(Session::try_from)
@@ -147,31 +161,34 @@ impl SessionRepository for DieselSessionRepository {
 
     fn end(&self, id: &SessionId) -> Result<bool, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        let deleted = diesel::delete(sessions::table.find(id.to_string()))
-            .execute(&mut conn)
+        let deleted = write_transaction(&mut conn, |conn| delete_sessions(conn, &[id.to_string()]))
             .map_err(repo_error)?;
         Ok(deleted > 0)
     }
 
     fn end_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        let deleted = diesel::delete(
-            sessions::table
+        write_transaction(&mut conn, |conn| {
+            let others: Vec<String> = sessions::table
                 .filter(sessions::user_id.eq(user.to_string()))
-                .filter(sessions::id.ne(keep.to_string())),
-        )
-        .execute(&mut conn)
-        .map_err(repo_error)?;
-        Ok(deleted as u64)
+                .filter(sessions::id.ne(keep.to_string()))
+                .select(sessions::id)
+                .load(conn)?;
+            delete_sessions(conn, &others)
+        })
+        .map_err(repo_error)
     }
 
     fn end_all(&self, user: &UserId) -> Result<u64, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        let deleted =
-            diesel::delete(sessions::table.filter(sessions::user_id.eq(user.to_string())))
-                .execute(&mut conn)
-                .map_err(repo_error)?;
-        Ok(deleted as u64)
+        write_transaction(&mut conn, |conn| {
+            let all: Vec<String> = sessions::table
+                .filter(sessions::user_id.eq(user.to_string()))
+                .select(sessions::id)
+                .load(conn)?;
+            delete_sessions(conn, &all)
+        })
+        .map_err(repo_error)
     }
 
     fn rotate_refresh(
@@ -181,34 +198,43 @@ impl SessionRepository for DieselSessionRepository {
         now: Timestamp,
     ) -> Result<RefreshRotation, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        // IMMEDIATE takes the write lock first, so two rotations of one token are
-        // serialised: the second sees the first's spent_at.
-        let row: Option<(Option<i64>, SessionRow)> = conn
-            .immediate_transaction(|conn| {
-                let found = refresh_tokens::table
-                    .inner_join(sessions::table)
-                    .filter(refresh_tokens::token_hash.eq(&presented.0))
-                    .select((refresh_tokens::spent_at, SessionRow::as_select()))
-                    .get_result::<(Option<i64>, SessionRow)>(conn)
-                    .optional()?;
-                if let Some((None, session)) = &found {
-                    diesel::update(refresh_tokens::table.find(&presented.0))
-                        .set(refresh_tokens::spent_at.eq(now.as_secs()))
-                        .execute(conn)?;
-                    diesel::insert_into(refresh_tokens::table)
-                        .values((
-                            refresh_tokens::token_hash.eq(&replacement.0),
-                            refresh_tokens::session_id.eq(&session.id),
-                            refresh_tokens::created_at.eq(now.as_secs()),
-                        ))
-                        .execute(conn)?;
-                    diesel::update(sessions::table.find(&session.id))
-                        .set(sessions::last_used_at.eq(now.as_secs()))
-                        .execute(conn)?;
-                }
-                Ok::<_, diesel::result::Error>(found)
-            })
-            .map_err(repo_error)?;
+        let row: Option<(Option<i64>, SessionRow)> = write_transaction(&mut conn, |conn| {
+            let found = refresh_tokens::table
+                .inner_join(sessions::table)
+                .filter(refresh_tokens::token_hash.eq(&presented.0))
+                .select((refresh_tokens::spent_at, SessionRow::as_select()))
+                .get_result::<(Option<i64>, SessionRow)>(conn)
+                .optional()?;
+            let Some((None, session)) = found else {
+                return Ok(found);
+            };
+            // Spend the token only if it is still unspent: of two concurrent
+            // rotations the second finds it spent (SQLite serialises them on its
+            // write lock; MySQL's row lock makes the second UPDATE wait, then
+            // match nothing).
+            let spent = diesel::update(
+                refresh_tokens::table
+                    .find(&presented.0)
+                    .filter(refresh_tokens::spent_at.is_null()),
+            )
+            .set(refresh_tokens::spent_at.eq(now.as_secs()))
+            .execute(conn)?;
+            if spent == 0 {
+                return Ok(Some((Some(now.as_secs()), session)));
+            }
+            diesel::insert_into(refresh_tokens::table)
+                .values((
+                    refresh_tokens::token_hash.eq(&replacement.0),
+                    refresh_tokens::session_id.eq(&session.id),
+                    refresh_tokens::created_at.eq(now.as_secs()),
+                ))
+                .execute(conn)?;
+            diesel::update(sessions::table.find(&session.id))
+                .set(sessions::last_used_at.eq(now.as_secs()))
+                .execute(conn)?;
+            Ok::<_, DieselError>(Some((None, session)))
+        })
+        .map_err(repo_error)?;
         Ok(match row {
             None => RefreshRotation::Unknown,
             Some((None, session)) => RefreshRotation::Rotated(Session::try_from(session)?),

@@ -1,4 +1,3 @@
-use diesel::SqliteConnection;
 use diesel::prelude::*;
 use diesel::query_dsl::LoadQuery;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -8,8 +7,8 @@ use safebox_domain::{
     UserData, UserId, Username, WrappedDataKey,
 };
 
-use super::schema::{data_keys, users};
-use super::{DbPool, checkout, checkout_write, repo_error};
+use super::schema::{data_keys, refresh_tokens, secret_versions, secrets, sessions, users};
+use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_transaction};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -95,7 +94,7 @@ impl DieselUserRepository {
     /// statement again on every use.
     fn one_user<'q, Q>(&self, query: Q) -> Result<Option<User>, RepoError>
     where
-        Q: RunQueryDsl<SqliteConnection> + LoadQuery<'q, SqliteConnection, UserRow>,
+        Q: RunQueryDsl<DbConnection> + LoadQuery<'q, DbConnection, UserRow>,
     {
         let mut conn = checkout(&self.pool)?;
         query
@@ -107,15 +106,20 @@ impl DieselUserRepository {
     }
 }
 
-/// Tells which unique index a violation hit from SQLite's message
-/// ("UNIQUE constraint failed: users.email").
+/// Tells which unique index a violation hit from the database's message: SQLite
+/// names the column ("UNIQUE constraint failed: users.email"), MySQL the key
+/// ("Duplicate entry '…' for key 'users.email'"). Only the part naming the index
+/// is looked at: the duplicate value itself may contain "email".
 fn duplicate(err: DieselError) -> CreateUserError {
     match &err {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
             let message = info.message();
-            if message.contains("email") {
+            let index = message
+                .rsplit_once(" for key ")
+                .map_or(message, |(_, key)| key);
+            if index.contains("email") {
                 CreateUserError::EmailTaken
-            } else if message.contains("username") {
+            } else if index.contains("username") {
                 CreateUserError::UsernameTaken
             } else {
                 CreateUserError::Repository(repo_error(err))
@@ -146,7 +150,7 @@ impl UserRepository for DieselUserRepository {
             created_at: user.created_at.as_secs(),
         };
         let mut conn = checkout_write(&self.pool)?;
-        conn.immediate_transaction(|conn| {
+        write_transaction(&mut conn, |conn| {
             diesel::insert_into(users::table)
                 .values(&user_row)
                 .execute(conn)?;
@@ -207,13 +211,20 @@ impl UserRepository for DieselUserRepository {
 
     fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        let id: Option<String> = diesel::update(users::table)
-            .filter(users::username.eq(username.as_str()))
-            .set(users::role.eq(role.as_str()))
-            .returning(users::id)
-            .get_result(&mut conn)
-            .optional()
-            .map_err(repo_error)?;
+        let id: Option<String> = write_transaction(&mut conn, |conn| {
+            let target = users::table.filter(users::username.eq(username.as_str()));
+            let id = target
+                .select(users::id)
+                .get_result::<String>(conn)
+                .optional()?;
+            if id.is_some() {
+                diesel::update(target)
+                    .set(users::role.eq(role.as_str()))
+                    .execute(conn)?;
+            }
+            Ok::<_, DieselError>(id)
+        })
+        .map_err(repo_error)?;
         id.map(|id| parse_uuid(&id, "users.id").map(UserId))
             .transpose()
     }
@@ -222,7 +233,7 @@ impl UserRepository for DieselUserRepository {
         let mut conn = checkout_write(&self.pool)?;
         let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
             .set(users::data.eq(data.as_str()))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .map_err(repo_error)?;
         Ok(updated > 0)
     }
@@ -231,7 +242,7 @@ impl UserRepository for DieselUserRepository {
         let mut conn = checkout_write(&self.pool)?;
         let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
             .set(users::password_hash.eq(&hash.0))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .map_err(repo_error)?;
         Ok(updated > 0)
     }
@@ -239,11 +250,24 @@ impl UserRepository for DieselUserRepository {
     fn delete(&self, id: &UserId) -> Result<bool, RepoError> {
         let id = id.to_string();
         let mut conn = checkout_write(&self.pool)?;
-        conn.immediate_transaction(|conn| {
+        write_transaction(&mut conn, |conn| {
             // The data key goes first: without it, no copy of this user's
             // ciphertexts can ever be opened again.
             diesel::delete(data_keys::table.filter(data_keys::user_id.eq(&id))).execute(conn)?;
-            // Secrets and sessions (and their refresh tokens) cascade.
+            // Then everything else of the account, children before parents. The
+            // schema would cascade, but not every MySQL-compatible database
+            // enforces foreign keys (Vitess, older TiDB).
+            diesel::delete(secret_versions::table.filter(secret_versions::user_id.eq(&id)))
+                .execute(conn)?;
+            diesel::delete(secrets::table.filter(secrets::user_id.eq(&id))).execute(conn)?;
+            let user_sessions = sessions::table
+                .filter(sessions::user_id.eq(&id))
+                .select(sessions::id);
+            diesel::delete(
+                refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(user_sessions)),
+            )
+            .execute(conn)?;
+            diesel::delete(sessions::table.filter(sessions::user_id.eq(&id))).execute(conn)?;
             let deleted = diesel::delete(users::table.filter(users::id.eq(&id))).execute(conn)?;
             Ok(deleted > 0)
         })
@@ -255,7 +279,7 @@ impl UserRepository for DieselUserRepository {
         data_keys::table
             .filter(data_keys::user_id.eq(owner.to_string()))
             .select(DataKeyRow::as_select())
-            .get_result(&mut conn)
+            .get_result(&mut *conn)
             .optional()
             .map_err(repo_error)?
             .map(WrappedDataKey::try_from)
@@ -270,7 +294,7 @@ impl DataKeyRepository for DieselUserRepository {
             .group_by(data_keys::master_key_id)
             .select((data_keys::master_key_id, diesel::dsl::count_star()))
             .order(data_keys::master_key_id.asc())
-            .load(&mut conn)
+            .load(&mut *conn)
             .map_err(repo_error)?;
         Ok(counts
             .into_iter()
@@ -289,7 +313,7 @@ impl DataKeyRepository for DieselUserRepository {
             .order(data_keys::user_id.asc())
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .select(DataKeyRow::as_select())
-            .load(&mut conn)
+            .load(&mut *conn)
             .map_err(repo_error)?
             .into_iter()
             .map(|row| {
@@ -324,7 +348,7 @@ impl DataKeyRepository for DieselUserRepository {
             data_keys::master_key_id.eq(&new.sealed.key_id.0),
             data_keys::wrapped_key.eq(&new.sealed.bytes),
         ))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .map_err(repo_error)?;
         Ok(replaced == 1)
     }

@@ -1,0 +1,3 @@
+DROP TABLE secrets;
+DROP TABLE data_keys;
+DROP TABLE users;

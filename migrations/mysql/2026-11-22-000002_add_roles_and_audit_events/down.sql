@@ -1,0 +1,2 @@
+DROP TABLE audit_events;
+ALTER TABLE users DROP COLUMN role;
