@@ -115,7 +115,9 @@ impl KeyBytes {
 
 /// Everything `safebox serve` needs to know. Built from the environment with
 /// [`Config::from_env`]; tests build it with [`Config::defaults`] and edit fields.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows what [`Config::describe`] shows: every key and password redacted.
+#[derive(Clone)]
 pub struct Config {
     /// Address to bind (`SAFEBOX_HOST`).
     pub host: String,
@@ -159,6 +161,17 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How long a request waits for a database connection (`SAFEBOX_DB_TIMEOUT`).
     pub db_timeout: Duration,
+    /// Redis for the state every instance must share: sessions, lockouts and
+    /// rate limits (`SAFEBOX_REDIS_URL`); `None` keeps sessions in the database
+    /// and the counters in memory.
+    pub redis_url: Option<String>,
+    /// Redis connections in the pool (`SAFEBOX_REDIS_POOL_SIZE`).
+    pub redis_pool_size: u32,
+    /// How long a Redis connection, command or checkout may take
+    /// (`SAFEBOX_REDIS_TIMEOUT`).
+    pub redis_timeout: Duration,
+    /// The prefix of every Redis key safebox writes (`SAFEBOX_REDIS_PREFIX`).
+    pub redis_prefix: String,
     /// Threads that run bcrypt (`SAFEBOX_HASH_WORKERS`).
     pub hash_workers: usize,
     /// Requests that may wait for a hashing thread (`SAFEBOX_HASH_QUEUE`).
@@ -185,6 +198,16 @@ pub struct Config {
     /// Serve HTTPS with this certificate chain and key (`SAFEBOX_TLS_CERT`,
     /// `SAFEBOX_TLS_KEY`); `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (key, value) in self.describe() {
+            map.entry(&key, &format_args!("{value}"));
+        }
+        map.finish()
+    }
 }
 
 /// How log lines are written.
@@ -246,6 +269,10 @@ impl Config {
             metrics_addr: None,
             db_pool_size: 8,
             db_timeout: Duration::from_secs(2),
+            redis_url: None,
+            redis_pool_size: 8,
+            redis_timeout: Duration::from_secs(1),
+            redis_prefix: "safebox:".to_owned(),
             hash_workers: cores(),
             hash_queue: 2 * cores(),
             workers: cores(),
@@ -320,7 +347,15 @@ impl Config {
     /// key and secret redacted: what `safebox config check` prints.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         let quoted = |text: &str| format!("{text:?}");
-        let secs = |d: Duration| format!("\"{}s\"", d.as_secs());
+        // Whole seconds as seconds; anything finer (SAFEBOX_DB_TIMEOUT=500ms) as
+        // milliseconds, so that the printed value reads back as the same.
+        let secs = |d: Duration| {
+            if d.subsec_millis() == 0 {
+                format!("\"{}s\"", d.as_secs())
+            } else {
+                format!("\"{}ms\"", d.as_millis())
+            }
+        };
         let redacted = |set: bool| {
             if set {
                 quoted("<redacted>")
@@ -343,7 +378,7 @@ impl Config {
             ("data_dir", quoted(&self.data_dir.display().to_string())),
             (
                 "database_url",
-                quoted(&redact_url(&self.effective_database_url())),
+                quoted(&crate::db::redact_url(&self.effective_database_url())),
             ),
             ("master_key", redacted(self.master_key.is_some())),
             ("master_keys", format!("[{ring}]")),
@@ -366,6 +401,15 @@ impl Config {
             ),
             ("db_pool_size", self.db_pool_size.to_string()),
             ("db_timeout", secs(self.db_timeout)),
+            (
+                "redis_url",
+                quoted(&crate::db::redact_url(
+                    self.redis_url.as_deref().unwrap_or(""),
+                )),
+            ),
+            ("redis_pool_size", self.redis_pool_size.to_string()),
+            ("redis_timeout", secs(self.redis_timeout)),
+            ("redis_prefix", quoted(&self.redis_prefix)),
             ("hash_workers", self.hash_workers.to_string()),
             ("hash_queue", self.hash_queue.to_string()),
             ("workers", self.workers.to_string()),
@@ -495,6 +539,16 @@ impl Config {
         if let Some(timeout) = get("SAFEBOX_DB_TIMEOUT") {
             config.db_timeout = parse_duration("SAFEBOX_DB_TIMEOUT", &timeout)?;
         }
+        config.redis_url = get("SAFEBOX_REDIS_URL");
+        if let Some(size) = get("SAFEBOX_REDIS_POOL_SIZE") {
+            config.redis_pool_size = parse_number("SAFEBOX_REDIS_POOL_SIZE", &size)?;
+        }
+        if let Some(timeout) = get("SAFEBOX_REDIS_TIMEOUT") {
+            config.redis_timeout = parse_duration("SAFEBOX_REDIS_TIMEOUT", &timeout)?;
+        }
+        if let Some(prefix) = get("SAFEBOX_REDIS_PREFIX") {
+            config.redis_prefix = prefix;
+        }
         if let Some(workers) = get("SAFEBOX_HASH_WORKERS") {
             config.hash_workers = parse_number("SAFEBOX_HASH_WORKERS", &workers)?;
         }
@@ -590,6 +644,33 @@ impl Config {
         }
         if self.db_timeout.is_zero() {
             return Err(invalid("SAFEBOX_DB_TIMEOUT", "must be positive"));
+        }
+        if let Some(url) = &self.database_url {
+            crate::db::DatabaseUrl::parse(url).map_err(|err| match err {
+                crate::db::DbError::UnsupportedUrl(problem) => {
+                    invalid("SAFEBOX_DATABASE_URL", problem)
+                }
+                other => invalid("SAFEBOX_DATABASE_URL", other.to_string()),
+            })?;
+        }
+        if let Some(url) = &self.redis_url
+            && !["redis://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(invalid(
+                "SAFEBOX_REDIS_URL",
+                "must be redis://[USER:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH (rediss:// is not supported: put Redis on a private network or a TLS tunnel)",
+            ));
+        }
+        if self.redis_pool_size == 0 {
+            return Err(invalid("SAFEBOX_REDIS_POOL_SIZE", "must be at least 1"));
+        }
+        if self.redis_timeout.is_zero() {
+            return Err(invalid("SAFEBOX_REDIS_TIMEOUT", "must be positive"));
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.len() > 64 {
+            return Err(invalid("SAFEBOX_REDIS_PREFIX", "must be 1 to 64 bytes"));
         }
         if self.hash_workers == 0 {
             return Err(invalid("SAFEBOX_HASH_WORKERS", "must be at least 1"));
@@ -806,6 +887,10 @@ pub const CONFIG_VARS: &[&str] = &[
     "SAFEBOX_METRICS_ADDR",
     "SAFEBOX_DB_POOL_SIZE",
     "SAFEBOX_DB_TIMEOUT",
+    "SAFEBOX_REDIS_URL",
+    "SAFEBOX_REDIS_POOL_SIZE",
+    "SAFEBOX_REDIS_TIMEOUT",
+    "SAFEBOX_REDIS_PREFIX",
     "SAFEBOX_HASH_WORKERS",
     "SAFEBOX_HASH_QUEUE",
     "SAFEBOX_WORKERS",
@@ -834,20 +919,6 @@ fn key_of(var: &str) -> String {
 /// The variable of the config file key `key`: `port` is `SAFEBOX_PORT`.
 fn var_of(key: &str) -> String {
     format!("SAFEBOX_{}", key.to_ascii_uppercase())
-}
-
-/// A database URL with any password replaced: `mysql://u:<redacted>@h/db`.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 /// Reads a TOML config file into key-value text, as the environment would hold
@@ -1034,24 +1105,25 @@ pub fn parse_duration(var: &'static str, text: &str) -> Result<Duration, ConfigE
     let value: u64 = digits.parse().map_err(|_| {
         invalid(
             var,
-            format!("{text:?} is not a duration like 900, 90s, 15m, 1h or 1d"),
+            format!("{text:?} is not a duration like 900, 500ms, 90s, 15m, 1h or 1d"),
         )
     })?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => {
             return Err(invalid(
                 var,
-                format!("{text:?} has an unknown unit (use s, m, h or d)"),
+                format!("{text:?} has an unknown unit (use ms, s, m, h or d)"),
             ));
         }
     };
     value
-        .checked_mul(scale)
-        .map(Duration::from_secs)
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
         .ok_or_else(|| invalid(var, "is too large"))
 }
 
@@ -1121,8 +1193,19 @@ mod tests {
             ("SAFEBOX_AUDIT_RETENTION_DAYS", "30"),
             ("SAFEBOX_TLS_CERT", "/etc/safebox/cert.pem"),
             ("SAFEBOX_TLS_KEY", "/etc/safebox/key.pem"),
+            ("SAFEBOX_REDIS_URL", "redis://:pw@10.0.0.5:6380/2"),
+            ("SAFEBOX_REDIS_POOL_SIZE", "16"),
+            ("SAFEBOX_REDIS_TIMEOUT", "250ms"),
+            ("SAFEBOX_REDIS_PREFIX", "team-a:"),
         ])
         .unwrap();
+        assert_eq!(
+            config.redis_url.as_deref(),
+            Some("redis://:pw@10.0.0.5:6380/2")
+        );
+        assert_eq!(config.redis_pool_size, 16);
+        assert_eq!(config.redis_timeout, Duration::from_millis(250));
+        assert_eq!(config.redis_prefix, "team-a:");
         assert_eq!(config.host, "0.0.0.0");
         assert_eq!(config.port, 8080);
         assert_eq!(config.effective_database_url(), "sqlite:///tmp/x.db");
@@ -1170,6 +1253,13 @@ mod tests {
             ("SAFEBOX_IP_RATE_BURST", "0"),
             ("SAFEBOX_CLIENT_IP_SOURCE", "header"),
             ("SAFEBOX_AUDIT_RETENTION_DAYS", "0"),
+            ("SAFEBOX_DATABASE_URL", "postgres://db/safebox"),
+            ("SAFEBOX_DATABASE_URL", "sqlite://:memory:"),
+            ("SAFEBOX_REDIS_URL", "rediss://cache:6379"),
+            ("SAFEBOX_REDIS_URL", "http://cache"),
+            ("SAFEBOX_REDIS_POOL_SIZE", "0"),
+            ("SAFEBOX_REDIS_TIMEOUT", "0ms"),
+            ("SAFEBOX_DB_TIMEOUT", "5 ms"),
         ] {
             let err = from(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}={value} gave {err}");
@@ -1496,8 +1586,18 @@ mod tests {
                 "SAFEBOX_DATABASE_URL",
                 "mysql://app:hunter2@127.0.0.1/safebox",
             ),
+            ("SAFEBOX_REDIS_URL", "redis://default:s3cret@cache:6379/0"),
+            ("SAFEBOX_DB_TIMEOUT", "1500ms"),
         ])
         .unwrap();
+        let debug = format!("{config:?}");
+        for secret in [a.as_str(), b.as_str(), "hunter2", "s3cret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(
+            debug.contains("redis://default:<redacted>@cache:6379/0"),
+            "{debug}"
+        );
         let lines: Vec<String> = config
             .describe()
             .into_iter()
@@ -1518,6 +1618,12 @@ mod tests {
             text.contains("database_url = \"mysql://app:<redacted>@127.0.0.1/safebox\""),
             "{text}"
         );
+        assert!(
+            text.contains("redis_url = \"redis://default:<redacted>@cache:6379/0\""),
+            "{text}"
+        );
+        assert!(text.contains("db_timeout = \"1500ms\""), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
         // Every line names a key the file accepts.
         for (key, _) in config.describe() {
             assert!(CONFIG_VARS.contains(&var_of(key).as_str()), "{key}");
