@@ -1,12 +1,14 @@
 use std::future::{Ready, ready};
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::{BytesMut, Data};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use futures_util::{StreamExt as _, TryFutureExt as _};
+use safebox_domain::ports::RateLimiter;
 use safebox_domain::{Credential, MAX_USER_AGENT_CHARS, OpaqueToken, Origin, ValidationError};
 use safebox_infra::ClientIpSource;
 use serde::de::DeserializeOwned;
@@ -236,17 +238,22 @@ pub(crate) const REFUSAL_PACE: std::time::Duration = std::time::Duration::from_m
 pub struct IpRateLimit;
 
 impl IpRateLimit {
-    fn check(req: &HttpRequest) -> Result<Self, ApiError> {
-        let state = app_state(req)?;
-        let Some(limiter) = &state.ip_limiter else {
-            return Ok(Self);
+    /// Takes a token from the client's bucket: inline when the buckets are in
+    /// memory, on a blocking thread (within the storage deadline) when they are in
+    /// Redis.
+    async fn check(
+        limiter: Arc<dyn RateLimiter>,
+        key: String,
+        blocking_deadline: Option<std::time::Duration>,
+    ) -> Result<Self, ApiError> {
+        let taken = match blocking_deadline {
+            Some(deadline) => {
+                let bucket = key.clone();
+                crate::blocking::run(deadline, move || limiter.acquire(&bucket)).await?
+            }
+            None => limiter.acquire(&key),
         };
-        let ClientIp(ip) = ClientIp::of(req, state.client_ip);
-        let key = ip.map_or_else(
-            || "ip:unknown".to_owned(),
-            |ip| format!("ip:{}", bucket_of(ip)),
-        );
-        match limiter.acquire(&key)? {
+        match taken? {
             None => Ok(Self),
             Some(retry_after_secs) => {
                 static THROTTLE: LogThrottle = LogThrottle::new();
@@ -257,6 +264,7 @@ impl IpRateLimit {
                         "client IP rate limit reached"
                     );
                 }
+                actix_web::rt::time::sleep(REFUSAL_PACE).await;
                 Err(ApiError::TooManyRequests {
                     detail: "Too many requests from this address; try again later",
                     retry_after_secs,
@@ -271,13 +279,20 @@ impl FromRequest for IpRateLimit {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        match Self::check(req) {
-            Err(limited @ ApiError::TooManyRequests { .. }) => Box::pin(async move {
-                actix_web::rt::time::sleep(REFUSAL_PACE).await;
-                Err(limited)
-            }),
-            checked => Box::pin(ready(checked)),
-        }
+        let state = match app_state(req) {
+            Ok(state) => state,
+            Err(err) => return Box::pin(ready(Err(err))),
+        };
+        let Some(ip_limiter) = &state.ip_limiter else {
+            return Box::pin(ready(Ok(Self)));
+        };
+        let ClientIp(ip) = ClientIp::of(req, state.client_ip);
+        let key = ip.map_or_else(
+            || "ip:unknown".to_owned(),
+            |ip| format!("ip:{}", bucket_of(ip)),
+        );
+        let deadline = ip_limiter.blocks.then_some(state.work_deadline);
+        Box::pin(Self::check(Arc::clone(&ip_limiter.limiter), key, deadline))
     }
 }
 

@@ -6,6 +6,7 @@
 //! with no catch-all), and [`Application`], which wires the adapters together.
 #![forbid(unsafe_code)]
 
+mod blocking;
 mod docs_ui;
 mod error;
 mod extract;

@@ -8,7 +8,7 @@ use actix_web::{App, HttpServer, web};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use safebox_domain::PasswordPolicy;
-use safebox_domain::ports::{Clock, LockoutPolicy, Ports, RateLimiter, TokenIssuer};
+use safebox_domain::ports::{Clock, LockoutPolicy, Ports, TokenIssuer};
 use safebox_domain::usecases::{
     Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
     ManageAccount, Refresh, Register, SessionPolicy, SetSecret, Vault, WhoAmI,
@@ -30,7 +30,7 @@ use crate::metrics::{CountingAuditLog, Metrics};
 use crate::ops::{self, Ops};
 use crate::request_id::{self, SafeboxRootSpan};
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, IpLimiter};
 
 /// Why the application could not start. Messages name the setting at fault and
 /// never contain key material.
@@ -167,12 +167,15 @@ impl Application {
             end_session: EndSession::new(&ports),
             password_policy,
             hashing,
-            ip_limiter: (config.ip_rate_per_minute > 0).then(|| {
-                Arc::new(MemoryRateLimiter::new(
+            ip_limiter: (config.ip_rate_per_minute > 0).then(|| IpLimiter {
+                limiter: Arc::new(MemoryRateLimiter::new(
                     config.ip_rate_burst,
                     config.ip_rate_per_minute,
-                )) as Arc<dyn RateLimiter>
+                )),
+                blocks: false,
             }),
+            work_deadline: work_deadline(&config),
+            hashing_deadline: work_deadline(&config) + HASHING_ALLOWANCE,
             client_ip: config.client_ip_source,
             tls: tls.is_some(),
         });
@@ -310,6 +313,22 @@ fn bind(address: &str) -> Result<(TcpListener, u16), StartupError> {
     let listener = TcpListener::bind(address).map_err(bind_error)?;
     let port = listener.local_addr().map_err(bind_error)?.port();
     Ok((listener, port))
+}
+
+/// What a login, registration or password change may take beyond the storage
+/// deadline: the wait for a hashing thread and the hash itself (about 0.25 s at
+/// cost 12; the queue is short, and refused when full).
+const HASHING_ALLOWANCE: Duration = Duration::from_secs(5);
+
+/// How long a request's storage work may take (see [`crate::blocking`]): the
+/// longer of the database's and Redis's own timeouts, which end most failures
+/// first, plus a second.
+fn work_deadline(config: &Config) -> Duration {
+    let redis = config
+        .redis_url
+        .as_ref()
+        .map_or(Duration::ZERO, |_| config.redis_timeout);
+    config.db_timeout.max(redis) + Duration::from_secs(1)
 }
 
 /// The blocking threads each worker may use: the database pool shared out among

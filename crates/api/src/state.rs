@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::RateLimiter;
@@ -47,10 +48,25 @@ pub struct AppState {
     /// Where every use case that hashes a password runs.
     pub hashing: HashingPool,
     /// The per-client-IP limit on the credential routes; `None` when turned off.
-    pub ip_limiter: Option<Arc<dyn RateLimiter>>,
+    pub ip_limiter: Option<IpLimiter>,
+    /// How long a request's storage work may take before it is answered with 503
+    /// (see [`crate::blocking`]).
+    pub work_deadline: Duration,
+    /// The same for work on the hashing pool, which also waits for a hashing
+    /// thread and hashes.
+    pub hashing_deadline: Duration,
     /// Where the client IP is read from.
     pub client_ip: ClientIpSource,
     /// Whether the server speaks HTTPS: the session cookie is then `Secure`, and
     /// the CSRF check expects `https://` origins.
     pub tls: bool,
+}
+
+/// The per-client-IP rate limiter and where it keeps its buckets.
+pub struct IpLimiter {
+    /// The buckets.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Whether taking a token is I/O (Redis), which must not run on the async
+    /// workers; the in-memory limiter is only a short lock.
+    pub blocks: bool,
 }

@@ -51,13 +51,16 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    match state.hashing.run(job).await {
-        Ok(result) => Ok(result),
-        Err(PoolError::Saturated) => {
+    let deadline = state.hashing_deadline;
+    let job = crate::blocking::unless_expired(std::time::Instant::now() + deadline, job);
+    match actix_web::rt::time::timeout(deadline, state.hashing.run(job)).await {
+        Ok(Ok(Some(result))) => Ok(result),
+        Ok(Err(PoolError::Saturated)) => {
             actix_web::rt::time::sleep(REFUSAL_PACE).await;
             Err(PoolError::Saturated.into())
         }
-        Err(err) => Err(err.into()),
+        Ok(Err(err)) => Err(err.into()),
+        Ok(Ok(None)) | Err(_) => Err(crate::blocking::timed_out(deadline)),
     }
 }
 

@@ -3,6 +3,7 @@ use safebox_domain::usecases::MAX_AUDIT_PAGE;
 use safebox_domain::{AuditRecord, ValidationError};
 use serde::{Deserialize, Serialize};
 
+use crate::blocking;
 use crate::error::ApiError;
 use crate::extract::AuthUser;
 use crate::state::AppState;
@@ -60,8 +61,10 @@ pub async fn list_audit(
         return Err(ValidationError::new("limit", format!("must be 1 to {MAX_AUDIT_PAGE}")).into());
     }
     let shared = state.clone();
-    let records =
-        web::block(move || shared.list_audit.execute(&credential, query.cursor, limit)).await??;
+    let records = blocking::run(state.work_deadline, move || {
+        shared.list_audit.execute(&credential, query.cursor, limit)
+    })
+    .await??;
     let full_page = records.len() == limit as usize;
     let next_cursor = records
         .last()

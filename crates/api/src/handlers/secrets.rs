@@ -4,6 +4,7 @@ use safebox_domain::{SecretName, SecretValue};
 use serde::{Deserialize, Serialize};
 
 use super::MessageResponse;
+use crate::blocking;
 use crate::error::ApiError;
 use crate::extract::{AuthUser, RequestOrigin, SecretBody};
 use crate::state::AppState;
@@ -43,7 +44,7 @@ pub async fn set_secret(
         precondition: Precondition::None,
     };
     let shared = state.clone();
-    web::block(move || {
+    blocking::run(state.work_deadline, move || {
         shared
             .set_secret
             .execute(&credential, &body.username, &put, &origin)
@@ -61,7 +62,7 @@ pub async fn get_secret(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let shared = state.clone();
-    let value = web::block(move || {
+    let value = blocking::run(state.work_deadline, move || {
         shared.get_secret.execute(
             &credential,
             &query.username,

@@ -3,6 +3,7 @@ use safebox_domain::{OpaqueToken, Session};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::session_cookie;
+use crate::blocking;
 use crate::error::ApiError;
 use crate::extract::{AuthUser, IpRateLimit, JsonBody, RequestOrigin};
 use crate::state::AppState;
@@ -31,7 +32,10 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let presented = OpaqueToken::new(body.into_inner().refresh_token);
     let shared = state.clone();
-    let refreshed = web::block(move || shared.refresh.execute(&presented, &origin)).await??;
+    let refreshed = blocking::run(state.work_deadline, move || {
+        shared.refresh.execute(&presented, &origin)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(TokenResponse {
         token: refreshed.access.token.expose().to_owned(),
         refresh_token: refreshed.refresh.expose().to_owned(),
@@ -48,7 +52,10 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let shared = state.clone();
-    web::block(move || shared.logout.execute(&credential, &origin)).await??;
+    blocking::run(state.work_deadline, move || {
+        shared.logout.execute(&credential, &origin)
+    })
+    .await??;
     Ok(HttpResponse::NoContent()
         .cookie(session_cookie(String::new(), 0, state.tls))
         .finish())
@@ -94,8 +101,10 @@ pub async fn list_sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let shared = state.clone();
-    let (sessions, current) =
-        web::block(move || shared.list_sessions.execute(&credential)).await??;
+    let (sessions, current) = blocking::run(state.work_deadline, move || {
+        shared.list_sessions.execute(&credential)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(SessionList {
         sessions: sessions
             .into_iter()
@@ -116,6 +125,9 @@ pub async fn end_session(
 ) -> Result<HttpResponse, ApiError> {
     let target = path.into_inner();
     let shared = state.clone();
-    web::block(move || shared.end_session.execute(&credential, &target, &origin)).await??;
+    blocking::run(state.work_deadline, move || {
+        shared.end_session.execute(&credential, &target, &origin)
+    })
+    .await??;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -138,6 +138,8 @@ impl MockPorts {
             password_policy: policy,
             hashing: HashingPool::new(1, 4),
             ip_limiter: None,
+            work_deadline: std::time::Duration::from_secs(3),
+            hashing_deadline: std::time::Duration::from_secs(8),
             client_ip: ClientIpSource::Peer,
             tls: false,
         })

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::accounts::data_text;
+use crate::blocking;
 use crate::error::ApiError;
 use crate::extract::{AuthUser, JsonBody, MaybeAuthUser, RequestOrigin};
 use crate::state::AppState;
@@ -67,7 +68,11 @@ pub async fn home(
         return Ok(hello());
     };
     let shared = state.clone();
-    match web::block(move || shared.who_am_i.execute(&credential)).await? {
+    match blocking::run(state.work_deadline, move || {
+        shared.who_am_i.execute(&credential)
+    })
+    .await?
+    {
         Ok(current) => Ok(HttpResponse::Ok().json(HomeBody {
             username: current.user.username.as_str(),
             email: current.user.email.as_ref().map(Email::as_str),
@@ -91,7 +96,10 @@ pub async fn profile(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let shared = state.clone();
-    let current = web::block(move || shared.who_am_i.execute(&credential)).await??;
+    let current = blocking::run(state.work_deadline, move || {
+        shared.who_am_i.execute(&credential)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(ProfileBody {
         username: current.user.username.as_str(),
         email: current.user.email.as_ref().map(Email::as_str),
@@ -107,8 +115,10 @@ pub async fn get_user(
 ) -> Result<HttpResponse, ApiError> {
     let target = path.into_inner();
     let shared = state.clone();
-    let user =
-        web::block(move || shared.manage_account.get(&credential, &target, &origin)).await??;
+    let user = blocking::run(state.work_deadline, move || {
+        shared.manage_account.get(&credential, &target, &origin)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
@@ -136,7 +146,7 @@ pub async fn put_user(
     };
     let target = path.into_inner();
     let shared = state.clone();
-    let user = web::block(move || {
+    let user = blocking::run(state.work_deadline, move || {
         shared
             .manage_account
             .update(&credential, &target, data, &origin)
@@ -154,6 +164,9 @@ pub async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let target = path.into_inner();
     let shared = state.clone();
-    web::block(move || shared.manage_account.delete(&credential, &target, &origin)).await??;
+    blocking::run(state.work_deadline, move || {
+        shared.manage_account.delete(&credential, &target, &origin)
+    })
+    .await??;
     Ok(HttpResponse::NoContent().finish())
 }

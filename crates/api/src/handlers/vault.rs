@@ -13,6 +13,7 @@ use safebox_domain::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::blocking;
 use crate::error::ApiError;
 use crate::extract::{AuthUser, RequestOrigin, SecretBody};
 use crate::state::AppState;
@@ -191,7 +192,10 @@ pub async fn put_secret(
         precondition,
     };
     let shared = state.clone();
-    let written = web::block(move || shared.vault.put(&credential, &put, &origin)).await??;
+    let written = blocking::run(state.work_deadline, move || {
+        shared.vault.put(&credential, &put, &origin)
+    })
+    .await??;
     let secret = &written.secret;
     let mut response = if written.created {
         let mut created = HttpResponse::Created();
@@ -230,8 +234,10 @@ pub async fn get_secret(
         })
         .transpose()?;
     let shared = state.clone();
-    let opened =
-        web::block(move || shared.vault.get(&credential, &name, version, &origin)).await??;
+    let opened = blocking::run(state.work_deadline, move || {
+        shared.vault.get(&credential, &name, version, &origin)
+    })
+    .await??;
     Ok(HttpResponse::Ok()
         .insert_header(etag(opened.version.version))
         .json(SecretBodyOut {
@@ -275,7 +281,10 @@ pub async fn list_secrets(
         include_deleted: parse_bool("deleted", query.deleted.as_deref())?,
     };
     let shared = state.clone();
-    let page = web::block(move || shared.vault.list(&credential, &list, &origin)).await??;
+    let page = blocking::run(state.work_deadline, move || {
+        shared.vault.list(&credential, &list, &origin)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(ListPage {
         secrets: page
             .secrets
@@ -307,7 +316,7 @@ pub async fn delete_secret(
     let name = secret_name(&name)?;
     let destroy = parse_bool("destroy", query.destroy.as_deref())?;
     let shared = state.clone();
-    web::block(move || {
+    blocking::run(state.work_deadline, move || {
         if destroy {
             shared.vault.destroy(&credential, &name, &origin)
         } else {
@@ -327,7 +336,10 @@ pub async fn undelete_secret(
 ) -> Result<HttpResponse, ApiError> {
     let name = secret_name(&name)?;
     let shared = state.clone();
-    let secret = web::block(move || shared.vault.undelete(&credential, &name, &origin)).await??;
+    let secret = blocking::run(state.work_deadline, move || {
+        shared.vault.undelete(&credential, &name, &origin)
+    })
+    .await??;
     Ok(HttpResponse::Ok()
         .insert_header(etag(secret.version))
         .json(VersionInfo::from(&secret)))
