@@ -57,6 +57,39 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Move data between databases.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbAction {
+    /// Copy every row of one database into a new, empty one: SQLite to MySQL or
+    /// back. Ciphertexts and wrapped keys are copied as they are, so no key is
+    /// needed. The target is migrated first and must then be empty; the copy is
+    /// one transaction, and row counts and contents are verified at the end.
+    /// Pass URLs with passwords through the environment, not the command line,
+    /// where other users can read them.
+    Copy {
+        /// The database to read (sqlite://PATH, a path, or mysql://…).
+        #[arg(
+            long,
+            env = "SAFEBOX_COPY_FROM",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        from: String,
+        /// The database to write (sqlite://PATH, a path, or mysql://…).
+        #[arg(
+            long,
+            env = "SAFEBOX_COPY_TO",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +209,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Keys { action } => keys(action, config_file),
+        Command::Db {
+            action: DbAction::Copy { from, to },
+        } => copy_database(&from, &to),
         Command::Migrate => {
             let config = Config::load(config_file)?;
             init_logging(&config)?;
@@ -260,6 +296,49 @@ fn keys(action: KeysAction, config_file: Option<&std::path::Path>) -> anyhow::Re
             Ok(())
         }
     }
+}
+
+fn copy_database(from: &str, to: &str) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+
+    let (source, target) = (db::DatabaseUrl::parse(from)?, db::DatabaseUrl::parse(to)?);
+    if source == target {
+        anyhow::bail!("--from and --to are the same database");
+    }
+    let open = |url: &str| db::connect(url, 1, Duration::from_secs(10));
+    let (from_pool, to_pool) = (open(from)?, open(to)?);
+    eprintln!(
+        "copying {} ({}) into {} ({})",
+        source.redacted(),
+        from_pool.backend().as_str(),
+        target.redacted(),
+        to_pool.backend().as_str()
+    );
+    // Progress at most once a second, and at the end of every table.
+    let mut last = Instant::now();
+    let mut shown = |progress: db::copy::CopyProgress| {
+        let finished = progress.copied == progress.total;
+        if finished || last.elapsed() >= Duration::from_secs(1) {
+            if progress.total > 0 || finished {
+                eprintln!(
+                    "{:<16} {:>10}/{} rows",
+                    progress.table, progress.copied, progress.total
+                );
+            }
+            last = Instant::now();
+        }
+    };
+    let tables = db::copy::copy(&from_pool, &to_pool, &mut shown)?;
+    println!("{:<16} {:>10}  sha256 of the rows", "table", "rows");
+    for table in &tables {
+        println!("{:<16} {:>10}  {}", table.table, table.rows, table.digest);
+    }
+    let rows: u64 = tables.iter().map(|table| table.rows).sum();
+    println!(
+        "copy verified: {rows} rows in {} tables, identical in both databases",
+        tables.len()
+    );
+    Ok(())
 }
 
 fn print_status(status: &[MasterKeyStatus]) {

@@ -900,3 +900,133 @@ fn key_commands_neither_migrate_the_database_nor_make_a_key() {
     let migrated = safebox(dir.path(), &["migrate"]);
     assert!(text(&migrated.stdout).starts_with("applied migrations: "));
 }
+
+fn copy(from: &str, to: &str) -> Output {
+    // The URLs go through the environment, as the help text advises.
+    let dir = tempfile::tempdir().unwrap();
+    safebox_env(
+        dir.path(),
+        &["db", "copy"],
+        &[("SAFEBOX_COPY_FROM", from), ("SAFEBOX_COPY_TO", to)],
+    )
+}
+
+/// Every secret of `accounts` opens, from the database at `url`, to the value
+/// `accounts()` sealed.
+fn every_secret_opens(
+    url: &str,
+    cipher: &AesGcmSecretCipher,
+    accounts: &[(UserId, WrappedDataKey)],
+) {
+    let pool = db::connect(url, 1, Duration::from_secs(5)).unwrap();
+    let users = DieselUserRepository::new(pool.clone());
+    let secrets = DieselSecretRepository::new(pool);
+    for (id, _) in accounts {
+        let user = users
+            .find_by_id(id)
+            .unwrap()
+            .expect("the account was copied");
+        let key = users
+            .data_key(id)
+            .unwrap()
+            .expect("its data key was copied");
+        let name = SecretName::default_name();
+        let (_, stored) = secrets
+            .read(id, &name, None)
+            .unwrap()
+            .expect("its secret was copied");
+        let stored = stored.expect("the newest version was copied");
+        let value = cipher
+            .open(&key, id, &name, stored.version, &stored.sealed)
+            .expect("the copied ciphertext opens with the original key");
+        assert_eq!(value.expose(), format!("value of {}", user.username));
+    }
+}
+
+fn summary(url: &str) -> Vec<db::copy::TableSummary> {
+    db::copy::summarize(&db::connect(url, 1, Duration::from_secs(5)).unwrap()).unwrap()
+}
+
+#[test]
+fn db_copy_copies_every_row_verifies_it_and_refuses_a_non_empty_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let cipher = cipher(&[("mk-1", &KeyBytes::generate().unwrap())]);
+    let accounts = accounts(dir.path(), &cipher, "user", 12);
+    let source = format!("sqlite://{}", dir.path().join("safebox.db").display());
+    let target = format!("sqlite://{}", dir.path().join("copy.db").display());
+
+    let output = copy(&source, &target);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("copy verified: "), "{stdout}");
+    assert!(
+        stderr.contains("users                    12/12 rows"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("secret_versions          12/12 rows"),
+        "{stderr}"
+    );
+    assert_eq!(summary(&source), summary(&target));
+    assert_eq!(summary(&target)[0].rows, 12);
+    every_secret_opens(&target, &cipher, &accounts);
+
+    // Into a database that now holds rows: refused, and nothing is added.
+    let again = copy(&source, &target);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("the target database is not empty (users has 12 rows)"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(summary(&source), summary(&target));
+
+    // Nonsense is refused with a message naming it, and a URL's password never
+    // appears in the output.
+    let bad = copy(&source, "postgres://app:hunter2@db/x");
+    assert!(!bad.status.success());
+    let stderr = text(&bad.stderr);
+    assert!(
+        stderr.contains("unsupported scheme \"postgres\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let same = copy(&source, &source);
+    assert!(text(&same.stderr).contains("the same database"));
+}
+
+#[test]
+fn db_copy_round_trips_sqlite_to_mysql_and_back() {
+    let Some(mysql) =
+        safebox_infra::testing::TestDatabase::mysql("db_copy_round_trips_sqlite_to_mysql_and_back")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cipher = cipher(&[("mk-1", &KeyBytes::generate().unwrap())]);
+    let accounts = accounts(dir.path(), &cipher, "user", 20);
+    let source = format!("sqlite://{}", dir.path().join("safebox.db").display());
+    let back = format!("sqlite://{}", dir.path().join("back.db").display());
+
+    let there = copy(&source, mysql.url());
+    assert!(there.status.success(), "{}", text(&there.stderr));
+    let stderr = text(&there.stderr);
+    assert!(stderr.contains(":<redacted>@"), "{stderr}");
+    let password = mysql
+        .url()
+        .rsplit_once('@')
+        .unwrap()
+        .0
+        .rsplit_once(':')
+        .unwrap()
+        .1;
+    assert!(!stderr.contains(&format!(":{password}@")), "{stderr}");
+    let home = copy(mysql.url(), &back);
+    assert!(home.status.success(), "{}", text(&home.stderr));
+
+    let original = summary(&source);
+    assert_eq!(original, summary(mysql.url()));
+    assert_eq!(original, summary(&back));
+    every_secret_opens(mysql.url(), &cipher, &accounts);
+    every_secret_opens(&back, &cipher, &accounts);
+}

@@ -36,13 +36,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
-struct AuditRow {
-    id: String,
-    at: i64,
-    user_id: Option<String>,
-    client_ip: Option<String>,
-    event: String,
-    outcome: String,
+pub(super) struct AuditRow {
+    pub(super) id: String,
+    pub(super) at: i64,
+    pub(super) user_id: Option<String>,
+    pub(super) client_ip: Option<String>,
+    pub(super) event: String,
+    pub(super) outcome: String,
 }
 
 impl From<&AuditEvent> for AuditRow {

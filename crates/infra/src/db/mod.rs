@@ -6,6 +6,7 @@
 //! really differs, the method concerned matches on the connection's variant.
 
 mod audit;
+pub mod copy;
 mod schema;
 mod secrets;
 mod sessions;

@@ -14,27 +14,27 @@ use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_tr
 /// A secret's header row: everything but its values.
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = secrets)]
-struct SecretRow {
-    user_id: String,
-    name: String,
-    created_at: i64,
-    updated_at: i64,
-    version: i64,
-    oldest_version: i64,
-    metadata: String,
-    deleted_at: Option<i64>,
+pub(super) struct SecretRow {
+    pub(super) user_id: String,
+    pub(super) name: String,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+    pub(super) version: i64,
+    pub(super) oldest_version: i64,
+    pub(super) metadata: String,
+    pub(super) deleted_at: Option<i64>,
 }
 
 /// One sealed version.
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = secret_versions)]
-struct VersionRow {
-    user_id: String,
-    name: String,
-    version: i64,
-    key_id: String,
-    ciphertext: Vec<u8>,
-    created_at: i64,
+pub(super) struct VersionRow {
+    pub(super) user_id: String,
+    pub(super) name: String,
+    pub(super) version: i64,
+    pub(super) key_id: String,
+    pub(super) ciphertext: Vec<u8>,
+    pub(super) created_at: i64,
 }
 
 fn corrupt(column: &str, err: impl std::fmt::Display) -> RepoError {

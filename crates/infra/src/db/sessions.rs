@@ -8,16 +8,27 @@ use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_tr
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
-struct SessionRow {
-    id: String,
-    user_id: String,
-    kind: String,
-    cookie_hash: Option<String>,
-    created_at: i64,
-    last_used_at: i64,
-    expires_at: i64,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
+pub(super) struct SessionRow {
+    pub(super) id: String,
+    pub(super) user_id: String,
+    pub(super) kind: String,
+    pub(super) cookie_hash: Option<String>,
+    pub(super) created_at: i64,
+    pub(super) last_used_at: i64,
+    pub(super) expires_at: i64,
+    pub(super) client_ip: Option<String>,
+    pub(super) user_agent: Option<String>,
+}
+
+/// A refresh token's row, for `safebox db copy`; the repository writes the
+/// columns directly.
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub(super) struct RefreshTokenRow {
+    pub(super) token_hash: String,
+    pub(super) session_id: String,
+    pub(super) created_at: i64,
+    pub(super) spent_at: Option<i64>,
 }
 
 impl TryFrom<SessionRow> for Session {

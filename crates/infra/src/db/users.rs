@@ -12,24 +12,24 @@ use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_tr
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
-struct UserRow {
-    id: String,
-    username: String,
-    email: Option<String>,
-    password_hash: String,
-    data: String,
-    created_at: i64,
-    role: String,
+pub(super) struct UserRow {
+    pub(super) id: String,
+    pub(super) username: String,
+    pub(super) email: Option<String>,
+    pub(super) password_hash: String,
+    pub(super) data: String,
+    pub(super) created_at: i64,
+    pub(super) role: String,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = data_keys)]
-struct DataKeyRow {
-    user_id: String,
-    id: String,
-    master_key_id: String,
-    wrapped_key: Vec<u8>,
-    created_at: i64,
+pub(super) struct DataKeyRow {
+    pub(super) user_id: String,
+    pub(super) id: String,
+    pub(super) master_key_id: String,
+    pub(super) wrapped_key: Vec<u8>,
+    pub(super) created_at: i64,
 }
 
 /// Parses a column that the application wrote; failure means corrupt data.
