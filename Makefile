@@ -2,7 +2,15 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test fmt lint bench contract
+.PHONY: run build build-mysql test test-mysql test-redis test-all test-notices fmt lint bench contract
+
+# The MySQL backend needs the system MySQL client library (Debian:
+# libmariadb-dev-compat). Where it is installed, tests and lints build it too;
+# where it is not, everything else still builds and passes.
+MYSQL_FEATURES := --features safebox-infra/mysql,safebox-api/mysql,safebox-server/mysql
+HAVE_MYSQL_LIB := $(shell pkg-config --exists mysqlclient 2>/dev/null && echo yes)
+TEST_FEATURES ?= $(if $(HAVE_MYSQL_LIB),$(MYSQL_FEATURES))
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 ## run: build a release binary, then create the data dir and development keys,
 ##      migrate and serve on http://127.0.0.1:49999 (embedded SQLite)
@@ -13,23 +21,68 @@ run: build
 build:
 	$(CARGO) build --release
 
-## test: every test that needs no external service (nextest when installed)
+## build-mysql: release build that also serves mysql:// URLs (needs the
+##              MySQL client library: apt-get install libmariadb-dev-compat)
+build-mysql:
+	$(CARGO) build --release -p safebox-server --features mysql
+
+## test: every test; those that need MySQL or Redis run when
+##       SAFEBOX_TEST_MYSQL_URL / SAFEBOX_TEST_REDIS_URL are set and skip with a
+##       notice otherwise (under CI=true they fail instead). nextest when installed.
 # Doc tests first: nextest does not run them, and its summary should close the run.
 test:
-	$(CARGO) test --workspace --doc
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
+	$(CARGO) test --workspace $(TEST_FEATURES) --doc
+	@if [ -n "$(NEXTEST)" ]; then \
+		$(CARGO) nextest run --workspace $(TEST_FEATURES) --no-fail-fast; \
 	else \
-		$(CARGO) test --workspace --no-fail-fast; \
+		$(CARGO) test --workspace $(TEST_FEATURES) --no-fail-fast; \
 	fi
+	@$(MAKE) --no-print-directory test-notices
+
+# Says which service tests were skipped, after the summary where it is seen.
+test-notices:
+	@if [ -z "$(HAVE_MYSQL_LIB)" ]; then \
+		echo "note: built without MySQL: the client library is missing (apt-get install libmariadb-dev-compat)"; \
+	fi
+	@if [ -z "$$SAFEBOX_TEST_MYSQL_URL" ]; then \
+		echo "note: the MySQL tests were skipped: SAFEBOX_TEST_MYSQL_URL is not set (make test-mysql)"; \
+	fi
+	@if [ -z "$$SAFEBOX_TEST_REDIS_URL" ]; then \
+		echo "note: the Redis tests were skipped: SAFEBOX_TEST_REDIS_URL is not set (make test-redis)"; \
+	fi
+
+# Runs the tests whose names match $(1) with the services $(2) made ready by
+# .ci/services (which needs root: it may install and start them).
+define service_tests
+	@set -e; eval "$$(.ci/services $(2))"; \
+	if [ -n "$(NEXTEST)" ]; then \
+		$(CARGO) nextest run --workspace $(MYSQL_FEATURES) --no-fail-fast -E 'test(/$(1)/)'; \
+	else \
+		$(CARGO) test --workspace $(MYSQL_FEATURES) --no-fail-fast $(1); \
+	fi
+endef
+
+## test-mysql: set up MariaDB and a test user (.ci/services), then run the
+##             tests that need MySQL
+test-mysql:
+	$(call service_tests,mysql,mysql redis)
+
+## test-redis: set up Redis (.ci/services), then run the tests that need Redis
+test-redis:
+	$(call service_tests,redis,mysql redis)
+
+## test-all: set up MariaDB and Redis, then run every test with both
+test-all:
+	@set -e; eval "$$(.ci/services mysql redis)"; $(MAKE) --no-print-directory test TEST_FEATURES="$(MYSQL_FEATURES)"
 
 ## fmt: format the code
 fmt:
 	$(CARGO) fmt --all
 
-## lint: clippy on every target with warnings as errors
+## lint: clippy on every target with warnings as errors (with MySQL where its
+##       client library is installed)
 lint:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 
 ## bench: release build, then load-test safebox against a minimal actix-web baseline
 ##        and the bcrypt bound on a throwaway database (about 3 minutes); prints
