@@ -305,7 +305,7 @@ impl SessionRepository for RedisSessionRepository {
         }
         // The index orders by created_at then id already; sorting again keeps the
         // contract even if two instances' clocks wrote equal scores oddly.
-        sessions.sort_by(|a, b| (b.created_at, b.id.0).cmp(&(a.created_at, a.id.0)));
+        sessions.sort_by_key(|session| std::cmp::Reverse((session.created_at, session.id.0)));
         Ok(sessions)
     }
 
