@@ -6,6 +6,9 @@
 //! is unset the test prints a notice and skips, so that `make test` passes on a
 //! fresh machine; under `CI=true` an unset variable fails the test instead, so a
 //! missing service can never turn into a green CI run.
+//!
+//! [`TestRedis`] gives a test a Redis store under a key prefix of its own and
+//! deletes the test's keys afterwards.
 
 /// Whether this is a CI run (`CI=true`), where every service must be present.
 pub fn in_ci() -> bool {
