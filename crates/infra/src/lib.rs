@@ -3,8 +3,10 @@
 //! Adapters for the ports of `safebox-domain`, named by the technology they use:
 //! [`DieselUserRepository`] and [`DieselSecretRepository`] (diesel + r2d2 on SQLite),
 //! [`BcryptPasswordHasher`], [`AesGcmSecretCipher`] (AES-256-GCM envelope
-//! encryption), [`JwtTokenIssuer`] (HS256 JWTs) and [`SystemClock`]; plus loading the
-//! [`Config`] and the key material.
+//! encryption), [`JwtTokenIssuer`] (HS256 JWTs) and [`SystemClock`]; sessions,
+//! login lockouts and rate limits shared through Redis ([`RedisSessionRepository`],
+//! [`RedisAttemptLimiter`], [`RedisRateLimiter`] on a [`RedisStore`]); plus loading
+//! the [`Config`] and the key material.
 #![forbid(unsafe_code)]
 
 mod breach;
@@ -13,6 +15,7 @@ pub mod config;
 mod crypto;
 pub mod db;
 mod limits;
+mod redis_store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -29,3 +32,7 @@ pub use db::{
     DbPool, DieselAuditLog, DieselSecretRepository, DieselSessionRepository, DieselUserRepository,
 };
 pub use limits::{MemoryAttemptLimiter, MemoryRateLimiter};
+pub use redis_store::{
+    RedisAttemptLimiter, RedisConnectError, RedisConnections, RedisPingError, RedisRateLimiter,
+    RedisSessionRepository, RedisSettings, RedisStore,
+};
