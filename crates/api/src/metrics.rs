@@ -25,6 +25,7 @@ use actix_web::web;
 use safebox_domain::ports::AuditLog;
 use safebox_domain::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord};
 use safebox_domain::{RepoError, Timestamp};
+use safebox_infra::RedisConnections;
 use safebox_infra::db::PoolConnections;
 
 use crate::hashing::HashingStats;
@@ -75,6 +76,8 @@ pub(crate) struct Snapshot {
     pub hashing: HashingStats,
     /// The database pools' connections.
     pub connections: PoolConnections,
+    /// The Redis pool's connections, when Redis is configured.
+    pub redis: Option<RedisConnections>,
 }
 
 impl Metrics {
@@ -181,6 +184,22 @@ impl Metrics {
                     &mut out,
                     "safebox_db_pool_connections",
                     &[("pool", pool), ("state", state)],
+                    value,
+                );
+            }
+        }
+        if let Some(redis) = snapshot.redis {
+            family(
+                &mut out,
+                "safebox_redis_pool_connections",
+                "Redis connections by state (idle, in_use).",
+                "gauge",
+            );
+            for (state, value) in [("idle", redis.idle), ("in_use", redis.in_use)] {
+                sample(
+                    &mut out,
+                    "safebox_redis_pool_connections",
+                    &[("state", state)],
                     value,
                 );
             }
@@ -462,6 +481,7 @@ mod tests {
                 reads: ConnectionCounts { idle: 3, in_use: 1 },
                 writes: ConnectionCounts { idle: 1, in_use: 0 },
             },
+            redis: Some(RedisConnections { idle: 5, in_use: 2 }),
         });
         for line in [
             "# TYPE safebox_http_requests_total counter",
@@ -482,6 +502,9 @@ mod tests {
             "safebox_db_pool_connections{pool=\"reads\",state=\"idle\"} 3",
             "safebox_db_pool_connections{pool=\"reads\",state=\"in_use\"} 1",
             "safebox_db_pool_connections{pool=\"writes\",state=\"in_use\"} 0",
+            "# TYPE safebox_redis_pool_connections gauge",
+            "safebox_redis_pool_connections{state=\"idle\"} 5",
+            "safebox_redis_pool_connections{state=\"in_use\"} 2",
         ] {
             assert!(
                 text.lines().any(|got| got == line),

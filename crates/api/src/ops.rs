@@ -10,7 +10,9 @@ use std::time::Duration;
 use actix_web::http::Method;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
+use futures_util::FutureExt as _;
 use futures_util::future::join_all;
+use safebox_infra::RedisStore;
 use safebox_infra::db::DbPool;
 use serde_json::{Map, Value, json};
 
@@ -23,6 +25,8 @@ use crate::metrics::{Metrics, Snapshot};
 /// connections), the counters and the hashing pool's statistics.
 pub(crate) struct Ops {
     pub db: DbPool,
+    /// Redis, when configured.
+    pub redis: Option<RedisStore>,
     /// How long a readiness check may take: the pool's connection timeout, plus
     /// a second for the query.
     pub check_timeout: Duration,
@@ -77,8 +81,12 @@ struct Check {
 /// `GET /readyz`: 200 when every dependency answers, else 503 naming the ones
 /// that did not. Every check runs at once, each bounded in time.
 async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
-    // Further dependencies (a cache, a KMS) are added to this list.
-    let checks = join_all([database(&ops)]).await;
+    // Further dependencies (a KMS) are added to this list.
+    let mut checks = vec![database(&ops).boxed_local()];
+    if let Some(redis) = &ops.redis {
+        checks.push(self::redis(redis.clone(), ops.check_timeout).boxed_local());
+    }
+    let checks = join_all(checks).await;
     let failed: Vec<&str> = checks
         .iter()
         .filter(|check| check.result.is_err())
@@ -102,16 +110,36 @@ async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
 }
 
 /// Unauthenticated callers can ask for readiness as often as they like: a
-/// failing database is logged at most once a second.
+/// failing dependency is logged at most once a second.
 static READINESS_LOG: LogThrottle = LogThrottle::new();
 
 /// Checks that the database answers a trivial query, off the async workers.
 async fn database(ops: &Ops) -> Check {
     let db = ops.db.clone();
-    let ping = web::block(move || db.ping());
-    let (result, cause) = match actix_web::rt::time::timeout(ops.check_timeout, ping).await {
+    checked("database", ops.check_timeout, move || {
+        db.ping().map_err(|err| (err.reason(), err.to_string()))
+    })
+    .await
+}
+
+/// Checks that Redis answers PING, off the async workers.
+async fn redis(redis: RedisStore, timeout: Duration) -> Check {
+    checked("redis", timeout, move || {
+        redis.ping().map_err(|err| (err.reason(), err.to_string()))
+    })
+    .await
+}
+
+/// Runs the blocking `check` of `dependency` within `timeout`. It fails with a
+/// reason safe to show anyone, and a cause that is only logged.
+async fn checked(
+    name: &'static str,
+    timeout: Duration,
+    check: impl FnOnce() -> Result<(), (&'static str, String)> + Send + 'static,
+) -> Check {
+    let (result, cause) = match actix_web::rt::time::timeout(timeout, web::block(check)).await {
         Ok(Ok(Ok(()))) => (Ok(()), None),
-        Ok(Ok(Err(err))) => (Err(err.reason()), Some(err.to_string())),
+        Ok(Ok(Err((reason, cause)))) => (Err(reason), Some(cause)),
         Ok(Err(err)) => (Err("check could not run"), Some(err.to_string())),
         Err(_) => (Err("timed out"), None),
     };
@@ -119,17 +147,14 @@ async fn database(ops: &Ops) -> Check {
         && let Some(suppressed) = READINESS_LOG.admit()
     {
         tracing::warn!(
-            dependency = "database",
+            dependency = name,
             reason,
             cause = cause.as_deref().unwrap_or(reason),
             suppressed,
             "readiness check failed"
         );
     }
-    Check {
-        name: "database",
-        result,
-    }
+    Check { name, result }
 }
 
 /// `GET /metrics`: Prometheus text exposition (format 0.0.4).
@@ -142,6 +167,7 @@ async fn metrics(ops: web::Data<Ops>) -> HttpResponse {
     let text = ops.metrics.render(&Snapshot {
         hashing: ops.hashing.clone(),
         connections: ops.db.connections(),
+        redis: ops.redis.as_ref().map(RedisStore::connections),
     });
     HttpResponse::Ok()
         .insert_header(ContentType(

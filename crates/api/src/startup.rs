@@ -8,17 +8,20 @@ use actix_web::{App, HttpServer, web};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use safebox_domain::PasswordPolicy;
-use safebox_domain::ports::{Clock, LockoutPolicy, Ports, TokenIssuer};
+use safebox_domain::ports::{
+    AttemptLimiter, Clock, LockoutPolicy, Ports, SessionRepository, TokenIssuer,
+};
 use safebox_domain::usecases::{
     Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
     ManageAccount, Refresh, Register, SessionPolicy, SetSecret, Vault, WhoAmI,
 };
-use safebox_infra::db::{self, DbError};
+use safebox_infra::db::{self, Backend, DbError};
 use safebox_infra::{
     AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselAuditLog,
     DieselSecretRepository, DieselSessionRepository, DieselUserRepository, EmbeddedBreachList,
-    JwtTokenIssuer, MemoryAttemptLimiter, MemoryRateLimiter, RandomOpaqueTokens, SystemClock,
-    TlsFiles,
+    JwtTokenIssuer, MemoryAttemptLimiter, MemoryRateLimiter, RandomOpaqueTokens,
+    RedisAttemptLimiter, RedisRateLimiter, RedisSessionRepository, RedisSettings, RedisStore,
+    SystemClock, TlsFiles,
 };
 use tracing_actix_web::TracingLogger;
 
@@ -42,6 +45,9 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
+    /// Redis could not be reached or set up.
+    #[error("SAFEBOX_REDIS_URL: {0}")]
+    Redis(String),
     /// The password hasher could not be set up.
     #[error("cannot set up password hashing: {0}")]
     Hasher(String),
@@ -98,6 +104,44 @@ impl Application {
             tracing::info!(migrations = ?applied, "applied database migrations");
         }
 
+        let redis = config
+            .redis_url
+            .as_ref()
+            .map(|url| {
+                RedisStore::connect(&RedisSettings {
+                    url: url.clone(),
+                    pool_size: config.redis_pool_size,
+                    timeout: config.redis_timeout,
+                    prefix: config.redis_prefix.clone(),
+                })
+            })
+            .transpose()
+            .map_err(|err| StartupError::Redis(err.to_string()))?;
+        tracing::info!(
+            database = pool.backend().as_str(),
+            redis = redis.is_some(),
+            "storage is ready"
+        );
+        if redis.is_none() && pool.backend() == Backend::Mysql {
+            tracing::warn!(
+                "SAFEBOX_REDIS_URL is not set: login lockouts and per-IP rate limits are counted \
+                 per instance. Several instances on one database need Redis to share them."
+            );
+        }
+        // With Redis, the state every instance must see at once lives there;
+        // without it, sessions are in the database and the counters in memory.
+        let (sessions, attempts): (Arc<dyn SessionRepository>, Arc<dyn AttemptLimiter>) =
+            match &redis {
+                Some(store) => (
+                    Arc::new(RedisSessionRepository::new(store.clone())),
+                    Arc::new(RedisAttemptLimiter::new(store.clone())),
+                ),
+                None => (
+                    Arc::new(DieselSessionRepository::new(pool.clone())),
+                    Arc::new(MemoryAttemptLimiter::default()),
+                ),
+            };
+
         let metrics = Arc::new(Metrics::default());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let tokens: Arc<dyn TokenIssuer> = Arc::new(JwtTokenIssuer::new(
@@ -114,9 +158,9 @@ impl Application {
             ),
             cipher: Arc::new(AesGcmSecretCipher::new(keys.master_ring()?)),
             tokens,
-            sessions: Arc::new(DieselSessionRepository::new(pool.clone())),
+            sessions,
             opaque_tokens: Arc::new(RandomOpaqueTokens),
-            attempts: Arc::new(MemoryAttemptLimiter::default()),
+            attempts,
             // Counts logins and lockouts for /metrics on the way to the database.
             audit: Arc::new(CountingAuditLog::new(
                 Arc::new(DieselAuditLog::start(
@@ -145,6 +189,7 @@ impl Application {
         let hashing = HashingPool::new(config.hash_workers, config.hash_queue);
         let ops = web::Data::new(Ops {
             db: pool,
+            redis: redis.clone(),
             check_timeout: config.db_timeout + Duration::from_secs(1),
             metrics: metrics.clone(),
             hashing: hashing.stats(),
@@ -167,12 +212,22 @@ impl Application {
             end_session: EndSession::new(&ports),
             password_policy,
             hashing,
-            ip_limiter: (config.ip_rate_per_minute > 0).then(|| IpLimiter {
-                limiter: Arc::new(MemoryRateLimiter::new(
-                    config.ip_rate_burst,
-                    config.ip_rate_per_minute,
-                )),
-                blocks: false,
+            ip_limiter: (config.ip_rate_per_minute > 0).then(|| match &redis {
+                Some(store) => IpLimiter {
+                    limiter: Arc::new(RedisRateLimiter::new(
+                        store.clone(),
+                        config.ip_rate_burst,
+                        config.ip_rate_per_minute,
+                    )),
+                    blocks: true,
+                },
+                None => IpLimiter {
+                    limiter: Arc::new(MemoryRateLimiter::new(
+                        config.ip_rate_burst,
+                        config.ip_rate_per_minute,
+                    )),
+                    blocks: false,
+                },
             }),
             work_deadline: work_deadline(&config),
             hashing_deadline: work_deadline(&config) + HASHING_ALLOWANCE,

@@ -378,7 +378,12 @@ impl Config {
             ("data_dir", quoted(&self.data_dir.display().to_string())),
             (
                 "database_url",
-                quoted(&crate::db::redact_url(&self.effective_database_url())),
+                quoted(
+                    &crate::db::DatabaseUrl::parse(&self.effective_database_url()).map_or_else(
+                        |_| crate::redact_url(&self.effective_database_url()),
+                        |url| url.redacted(),
+                    ),
+                ),
             ),
             ("master_key", redacted(self.master_key.is_some())),
             ("master_keys", format!("[{ring}]")),
@@ -403,9 +408,7 @@ impl Config {
             ("db_timeout", secs(self.db_timeout)),
             (
                 "redis_url",
-                quoted(&crate::db::redact_url(
-                    self.redis_url.as_deref().unwrap_or(""),
-                )),
+                quoted(&crate::redact_url(self.redis_url.as_deref().unwrap_or(""))),
             ),
             ("redis_pool_size", self.redis_pool_size.to_string()),
             ("redis_timeout", secs(self.redis_timeout)),

@@ -15,6 +15,7 @@ pub mod config;
 mod crypto;
 pub mod db;
 mod limits;
+mod redact;
 mod redis_store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -32,6 +33,7 @@ pub use db::{
     DbPool, DieselAuditLog, DieselSecretRepository, DieselSessionRepository, DieselUserRepository,
 };
 pub use limits::{MemoryAttemptLimiter, MemoryRateLimiter};
+pub use redact::redact_url;
 pub use redis_store::{
     RedisAttemptLimiter, RedisConnectError, RedisConnections, RedisPingError, RedisRateLimiter,
     RedisSessionRepository, RedisSettings, RedisStore,

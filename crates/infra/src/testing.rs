@@ -59,7 +59,7 @@ pub struct TestDatabase {
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestDatabase")
-            .field("url", &crate::db::redact_url(&self.url))
+            .field("url", &crate::redact_url(&self.url))
             .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,6 @@
 //! Black-box tests: each test starts the real application on a free port with its
-//! own fresh SQLite database and data dir, and drives it over HTTP.
+//! own fresh database (SQLite; MySQL and Redis in `scale_out`) and data dir, and
+//! drives it over HTTP.
 //!
 //! Set `TEST_LOG=1` to see the server's logs.
 
@@ -13,7 +14,9 @@ mod docs_ui;
 mod login;
 mod openapi;
 mod ops;
+mod proxy;
 mod register;
+mod scale_out;
 mod secrets;
 mod sessions;
 mod storage;

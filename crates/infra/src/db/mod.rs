@@ -21,6 +21,8 @@ use diesel::{Connection as _, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use safebox_domain::{BoxError, RepoError};
 
+use crate::redact_url;
+
 pub use audit::DieselAuditLog;
 pub use secrets::DieselSecretRepository;
 pub use sessions::DieselSessionRepository;
@@ -127,30 +129,6 @@ impl DatabaseUrl {
             Self::Sqlite(path) => format!("sqlite://{path}"),
             Self::Mysql(url) => redact_url(url),
         }
-    }
-}
-
-/// `scheme://user:<redacted>@host/…` for a URL with a password; other URLs as
-/// they are.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    // The userinfo ends at the last '@' before the path: a password may itself
-    // contain '@' or '/'.
-    let authority_end = rest.rfind('@');
-    match authority_end {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let masked = if userinfo.contains(':') {
-                format!("{user}:<redacted>")
-            } else {
-                user.to_owned()
-            };
-            format!("{scheme}://{masked}@{}", &rest[at + 1..])
-        }
-        None => url.to_owned(),
     }
 }
 
@@ -592,20 +570,6 @@ mod tests {
         let sqlite = folder("sqlite");
         assert!(!sqlite.is_empty());
         assert_eq!(sqlite, folder("mysql"));
-    }
-
-    #[test]
-    fn passwords_are_redacted_even_with_at_signs() {
-        assert_eq!(
-            redact_url("mysql://app:p@ss/w@db:3306/safebox"),
-            "mysql://app:<redacted>@db:3306/safebox"
-        );
-        assert_eq!(redact_url("mysql://app@db/x"), "mysql://app@db/x");
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
-        assert_eq!(redact_url("/var/x.db"), "/var/x.db");
     }
 
     #[cfg(not(feature = "mysql"))]
