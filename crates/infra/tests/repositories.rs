@@ -686,6 +686,41 @@ fn dropping_the_audit_log_writes_what_is_queued(store: Store) {
     assert_eq!(total, 500);
 }
 
+/// Several instances starting at once on a new database: one migrates, the
+/// others wait for it and find nothing left to do.
+fn concurrent_migrations_all_succeed(database: TestDatabase) {
+    let pools: Vec<DbPool> = (0..4)
+        .map(|_| db::connect(database.url(), 1, Duration::from_secs(10)).unwrap())
+        .collect();
+    let start = std::sync::Barrier::new(pools.len());
+    let applied: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = pools
+            .iter()
+            .map(|pool| {
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    db::migrate(pool).unwrap()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    let total: usize = applied.iter().map(Vec::len).sum();
+    assert_eq!(total, 4, "each migration applied exactly once: {applied:?}");
+    assert!(db::pending_migrations(&pools[0]).unwrap().is_empty());
+}
+
+mod fresh {
+    use super::*;
+
+    fn open_database(backend: TestBackend, test: &str) -> Option<TestDatabase> {
+        TestDatabase::open(backend, test)
+    }
+
+    safebox_infra::backend_tests!(open_database => concurrent_migrations_all_succeed);
+}
+
 safebox_infra::backend_tests!(open_store =>
     created_users_are_found_by_email_username_and_id,
     a_user_is_found_with_its_data_key_in_one_lookup,

@@ -399,12 +399,62 @@ fn versions<DB: diesel::backend::Backend>(
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, DbError> {
     let mut conn = migration_connection(pool)?;
     let applied = match &mut *conn {
-        DbConnection::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS),
+        // All of it under SQLite's write lock, so that of two processes
+        // starting at once one migrates and the other waits (busy_timeout),
+        // then finds nothing left to do. Each migration runs in a savepoint.
+        DbConnection::Sqlite(conn) => conn.immediate_transaction(|conn| {
+            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|applied| applied.iter().map(ToString::to_string).collect())
+        }),
         #[cfg(feature = "mysql")]
-        DbConnection::Mysql(conn) => conn.run_pending_migrations(MYSQL_MIGRATIONS),
+        DbConnection::Mysql(conn) => mysql::migrate_locked(conn),
     }
     .map_err(DbError::Migration)?;
-    Ok(applied.iter().map(ToString::to_string).collect())
+    Ok(applied)
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use diesel::sql_types::{Integer, Nullable};
+    use diesel::{MysqlConnection, QueryableByName, RunQueryDsl as _};
+    use diesel_migrations::MigrationHarness as _;
+    use safebox_domain::BoxError;
+
+    use super::MYSQL_MIGRATIONS;
+
+    /// The name of the lock instances take while they migrate.
+    const LOCK: &str = "safebox_migrations";
+    /// How long an instance waits for another's migration to finish.
+    const LOCK_WAIT_SECS: i32 = 120;
+
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = Nullable<Integer>)]
+        locked: Option<i32>,
+    }
+
+    /// Runs the pending migrations holding a named lock (`GET_LOCK`), so that of
+    /// several instances started at once one migrates and the others wait, then
+    /// find nothing left to do.
+    pub(super) fn migrate_locked(conn: &mut MysqlConnection) -> Result<Vec<String>, BoxError> {
+        let taken: Locked = diesel::sql_query(format!(
+            "SELECT GET_LOCK('{LOCK}', {LOCK_WAIT_SECS}) AS locked"
+        ))
+        .get_result(conn)?;
+        if taken.locked != Some(1) {
+            return Err(format!(
+                "another instance held the migration lock for over {LOCK_WAIT_SECS} s"
+            )
+            .into());
+        }
+        let applied = conn
+            .run_pending_migrations(MYSQL_MIGRATIONS)
+            .map(|applied| applied.iter().map(ToString::to_string).collect());
+        let released = diesel::sql_query(format!("DO RELEASE_LOCK('{LOCK}')")).execute(conn);
+        let applied = applied?;
+        released?;
+        Ok(applied)
+    }
 }
 
 fn checkout(pool: &DbPool) -> Result<Conn, RepoError> {
@@ -497,9 +547,10 @@ fn is_busy(message: &str) -> bool {
 }
 
 /// The client library's and the server's words for a connection or server that
-/// went away, and for a lock wait that gave up (MySQL and MariaDB).
+/// went away, and for a lock wait or transaction that lost to another (MySQL,
+/// MariaDB, TiDB): retrying later may work.
 fn is_lost_server(message: &str) -> bool {
-    const LOST: [&str; 8] = [
+    const LOST: [&str; 9] = [
         "server has gone away",
         "Lost connection",
         "Can't connect",
@@ -508,6 +559,8 @@ fn is_lost_server(message: &str) -> bool {
         "Lock wait timeout exceeded",
         "Deadlock found",
         "Unknown MySQL server host",
+        // TiDB's optimistic transactions, when another committed first.
+        "Write conflict",
     ];
     LOST.iter().any(|lost| message.contains(lost))
 }
