@@ -51,25 +51,26 @@ test-notices:
 		echo "note: the Redis tests were skipped: SAFEBOX_TEST_REDIS_URL is not set (make test-redis)"; \
 	fi
 
-# Runs the tests whose names match $(1) with the services $(2) made ready by
-# .ci/services (which needs root: it may install and start them).
+# Runs the tests that nextest's filter $(1) selects, with the services $(2)
+# made ready by .ci/services (which needs root: it may install and start them).
+# Without nextest, every test runs.
 define service_tests
 	@set -e; eval "$$(.ci/services $(2))"; \
 	if [ -n "$(NEXTEST)" ]; then \
-		$(CARGO) nextest run --workspace $(MYSQL_FEATURES) --no-fail-fast -E 'test(/$(1)/)'; \
+		$(CARGO) nextest run --workspace $(MYSQL_FEATURES) --no-fail-fast -E '$(1)'; \
 	else \
-		$(CARGO) test --workspace $(MYSQL_FEATURES) --no-fail-fast $(1); \
+		$(CARGO) test --workspace $(MYSQL_FEATURES) --no-fail-fast; \
 	fi
 endef
 
 ## test-mysql: set up MariaDB and a test user (.ci/services), then run the
 ##             tests that need MySQL
 test-mysql:
-	$(call service_tests,mysql,mysql redis)
+	$(call service_tests,test(/mysql/),mysql redis)
 
 ## test-redis: set up Redis (.ci/services), then run the tests that need Redis
 test-redis:
-	$(call service_tests,redis,mysql redis)
+	$(call service_tests,test(/redis/) | binary(redis_adapters),mysql redis)
 
 ## test-all: set up MariaDB and Redis, then run every test with both
 test-all:

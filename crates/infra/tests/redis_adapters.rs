@@ -3,9 +3,7 @@
 //! (under `CI=true` it fails instead). Each test works under a prefix of its own
 //! and deletes its keys afterwards, so they run in parallel on one Redis.
 
-use std::io::{ErrorKind as IoErrorKind, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +11,7 @@ use safebox_domain::ports::{
     AttemptLimiter, LockoutPolicy, RateLimiter, RefreshRotation, SessionRepository,
 };
 use safebox_domain::{RepoError, Session, SessionId, SessionKind, Timestamp, TokenDigest, UserId};
-use safebox_infra::testing::{TestRedis, service_url};
+use safebox_infra::testing::{FaultyProxy, TestRedis, service_url};
 use safebox_infra::{
     RedisAttemptLimiter, RedisConnectError, RedisRateLimiter, RedisSessionRepository,
     RedisSettings, RedisStore,
@@ -755,85 +753,6 @@ fn tcp_addr(url: &str) -> Option<(String, u16, SocketAddr)> {
     }
 }
 
-const FORWARD: u8 = 0;
-const SILENT: u8 = 1;
-const CLOSED: u8 = 2;
-
-/// A TCP proxy in front of the test Redis that can stop answering (SILENT: it
-/// swallows what clients send, keeping their connections open) or close every
-/// connection and refuse new ones (CLOSED): a Redis that hangs, and one that went
-/// away.
-struct Proxy {
-    addr: SocketAddr,
-    mode: Arc<AtomicU8>,
-}
-
-impl Proxy {
-    fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mode = Arc::new(AtomicU8::new(FORWARD));
-        let accept_mode = Arc::clone(&mode);
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                if accept_mode.load(Ordering::SeqCst) == CLOSED {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let mode = Arc::clone(&accept_mode);
-                    std::thread::spawn(move || pump(from, to, &mode));
-                }
-            }
-        });
-        Self { addr, mode }
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.set(CLOSED);
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, mode: &AtomicU8) {
-    from.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let mut buf = [0_u8; 16 * 1024];
-    loop {
-        if mode.load(Ordering::SeqCst) == CLOSED {
-            let _ = from.shutdown(Shutdown::Both);
-            let _ = to.shutdown(Shutdown::Both);
-            return;
-        }
-        match from.read(&mut buf) {
-            Ok(0) => {
-                let _ = to.shutdown(Shutdown::Both);
-                return;
-            }
-            Ok(n) if mode.load(Ordering::SeqCst) == FORWARD => {
-                if to.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {} // SILENT: swallowed
-            Err(err) if matches!(err.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {}
-            Err(_) => return,
-        }
-    }
-}
-
 /// One instance's adapters, and what the operations below work on.
 struct Adapters {
     sessions: RedisSessionRepository,
@@ -923,9 +842,9 @@ fn within<T: Send + 'static>(
 }
 
 /// A store on `redis`' prefix that reaches Redis through `proxy`.
-fn store_behind(proxy: &Proxy, url: &str, redis: &TestRedis) -> RedisStore {
+fn store_behind(proxy: &FaultyProxy, url: &str, redis: &TestRedis) -> RedisStore {
     let (host, port, _) = tcp_addr(url).unwrap();
-    let proxy = proxy.addr.to_string();
+    let proxy = format!("127.0.0.1:{}", proxy.port());
     let with_port = format!("{host}:{port}");
     let proxied = if url.contains(&with_port) {
         url.replacen(&with_port, &proxy, 1)
@@ -969,7 +888,7 @@ fn a_redis_that_stops_answering_makes_operations_unavailable_quickly() {
         return;
     };
     let redis = TestRedis::connect(&url);
-    let proxy = Proxy::start(upstream);
+    let proxy = FaultyProxy::start(&upstream.to_string());
     let store = store_behind(&proxy, &url, &redis);
     let sessions = RedisSessionRepository::new(store.clone());
     let t = now();
@@ -977,7 +896,7 @@ fn a_redis_that_stops_answering_makes_operations_unavailable_quickly() {
     sessions.create(&s, &digest("c")).unwrap();
     store.ping().unwrap();
 
-    proxy.set(SILENT);
+    proxy.stall();
     let pinged = store.clone();
     let err = within(Duration::from_secs(1), "ping", move || pinged.ping()).unwrap_err();
     assert!(
@@ -990,7 +909,7 @@ fn a_redis_that_stops_answering_makes_operations_unavailable_quickly() {
     // The read timeout trips: well under a second per operation, not a hang.
     assert_every_operation_is_unavailable(&store, Duration::from_secs(1));
 
-    proxy.set(FORWARD);
+    proxy.restore();
     assert!(
         eventually(|| sessions
             .find(&s.id)
@@ -1022,14 +941,14 @@ fn a_redis_that_went_away_makes_operations_unavailable_quickly() {
         return;
     };
     let redis = TestRedis::connect(&url);
-    let proxy = Proxy::start(upstream);
+    let proxy = FaultyProxy::start(&upstream.to_string());
     let store = store_behind(&proxy, &url, &redis);
     let limiter = RedisAttemptLimiter::new(store.clone());
     limiter
         .record_failure("k", Timestamp(now()), &policy())
         .unwrap();
 
-    proxy.set(CLOSED);
+    proxy.down();
     // Let the pumps notice and close the pooled connections.
     std::thread::sleep(Duration::from_millis(100));
     assert_every_operation_is_unavailable(&store, Duration::from_secs(1));
@@ -1037,7 +956,7 @@ fn a_redis_that_went_away_makes_operations_unavailable_quickly() {
     let err = within(Duration::from_secs(1), "ping", move || pinged.ping()).unwrap_err();
     assert!(!err.reason().is_empty());
 
-    proxy.set(FORWARD);
+    proxy.restore();
     assert!(
         eventually(|| limiter.locked_for("k", Timestamp(now())).is_ok()),
         "the store did not recover"

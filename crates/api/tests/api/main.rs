@@ -14,7 +14,6 @@ mod docs_ui;
 mod login;
 mod openapi;
 mod ops;
-mod proxy;
 mod register;
 mod scale_out;
 mod secrets;

@@ -6,12 +6,11 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use safebox_infra::testing::{TestDatabase, TestRedis, service_url};
+use safebox_infra::testing::{FaultyProxy, TestDatabase, TestRedis, service_url};
 use safebox_infra::{Config, KeyBytes, db};
 use serde_json::{Value, json};
 
 use crate::helpers::{Auth, PASSWORD, TestApp, Tokens, spawn_app_with};
-use crate::proxy::FaultyProxy;
 
 const REDIS_URL_VAR: &str = "SAFEBOX_TEST_REDIS_URL";
 
@@ -327,8 +326,6 @@ async fn outage_drill(
         let elapsed = started.elapsed();
         if broken_at.is_none() && elapsed > Duration::from_millis(800) {
             fault(proxy);
-            // The proxy's pumps notice within one 20 ms read.
-            tokio::time::sleep(Duration::from_millis(100)).await;
             broken_at = Some(Instant::now());
         }
         if let Some(broken) = broken_at
