@@ -183,78 +183,19 @@ impl RateLimiter for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::contracts;
 
     fn policy() -> LockoutPolicy {
-        LockoutPolicy {
-            threshold: 3,
-            window_secs: 60,
-            duration_secs: 100,
-        }
+        contracts::lockout_policy()
     }
 
     #[test]
-    fn locks_after_the_threshold_within_the_window() {
-        let limiter = MemoryAttemptLimiter::default();
-        assert!(
-            !limiter
-                .record_failure("k", Timestamp(0), &policy())
-                .unwrap()
+    fn attempts_keep_the_port_contract() {
+        contracts::attempts_lock_after_the_threshold_within_the_window(
+            &MemoryAttemptLimiter::default(),
         );
-        assert!(
-            !limiter
-                .record_failure("k", Timestamp(10), &policy())
-                .unwrap()
-        );
-        assert_eq!(limiter.locked_for("k", Timestamp(10)).unwrap(), None);
-        assert!(
-            limiter
-                .record_failure("k", Timestamp(20), &policy())
-                .unwrap()
-        );
-        assert_eq!(limiter.locked_for("k", Timestamp(20)).unwrap(), Some(100));
-        assert_eq!(limiter.locked_for("k", Timestamp(119)).unwrap(), Some(1));
-        assert_eq!(limiter.locked_for("k", Timestamp(120)).unwrap(), None);
-        // Other keys are unaffected.
-        assert_eq!(limiter.locked_for("other", Timestamp(20)).unwrap(), None);
-    }
-
-    #[test]
-    fn failures_outside_the_window_do_not_count() {
-        let limiter = MemoryAttemptLimiter::default();
-        limiter
-            .record_failure("k", Timestamp(0), &policy())
-            .unwrap();
-        limiter
-            .record_failure("k", Timestamp(30), &policy())
-            .unwrap();
-        // The first failure has left the 60 s window.
-        assert!(
-            !limiter
-                .record_failure("k", Timestamp(61), &policy())
-                .unwrap()
-        );
-        assert!(
-            limiter
-                .record_failure("k", Timestamp(62), &policy())
-                .unwrap()
-        );
-    }
-
-    #[test]
-    fn reset_forgets_failures() {
-        let limiter = MemoryAttemptLimiter::default();
-        limiter
-            .record_failure("k", Timestamp(0), &policy())
-            .unwrap();
-        limiter
-            .record_failure("k", Timestamp(1), &policy())
-            .unwrap();
-        limiter.reset("k").unwrap();
-        assert!(
-            !limiter
-                .record_failure("k", Timestamp(2), &policy())
-                .unwrap()
-        );
+        contracts::failures_outside_the_window_do_not_count(&MemoryAttemptLimiter::default());
+        contracts::reset_forgets_failures(&MemoryAttemptLimiter::default());
     }
 
     #[test]
@@ -278,22 +219,8 @@ mod tests {
     }
 
     #[test]
-    fn buckets_allow_a_burst_then_refuse_with_a_wait() {
-        let limiter = MemoryRateLimiter::new(3, 60);
-        for _ in 0..3 {
-            assert_eq!(limiter.acquire("ip").unwrap(), None);
-        }
-        assert_eq!(limiter.acquire("ip").unwrap(), Some(1));
-        // Another key has its own bucket.
-        assert_eq!(limiter.acquire("other").unwrap(), None);
-    }
-
-    #[test]
-    fn buckets_refill_over_time() {
-        let limiter = MemoryRateLimiter::new(1, 6_000); // 100 tokens a second
-        assert_eq!(limiter.acquire("ip").unwrap(), None);
-        assert!(limiter.acquire("ip").unwrap().is_some());
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(limiter.acquire("ip").unwrap(), None);
+    fn buckets_keep_the_port_contract() {
+        contracts::buckets_allow_a_burst_then_refuse_with_a_wait(&MemoryRateLimiter::new(3, 60));
+        contracts::buckets_refill_over_time(&MemoryRateLimiter::new(1, 6_000));
     }
 }

@@ -454,6 +454,100 @@ mod proxy {
 
 pub use proxy::FaultyProxy;
 
+/// The contracts of the limiter ports, written once and run against every
+/// adapter (in memory and in Redis): each function fails its test through a
+/// panic when the adapter breaks the port's contract.
+pub mod contracts {
+    use std::time::Duration;
+
+    use safebox_domain::Timestamp;
+    use safebox_domain::ports::{AttemptLimiter, LockoutPolicy, RateLimiter};
+
+    /// 3 failures in 60 s lock for 100 s.
+    pub fn lockout_policy() -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: 3,
+            window_secs: 60,
+            duration_secs: 100,
+        }
+    }
+
+    fn fail(limiter: &dyn AttemptLimiter, key: &str, at: i64) -> bool {
+        limiter
+            .record_failure(key, Timestamp(at), &lockout_policy())
+            .unwrap()
+    }
+
+    /// The threshold locks within the window, for the policy's duration, on the
+    /// caller's clock; other keys are not affected; a lock clears the failures;
+    /// a threshold of 0 behaves as 1.
+    pub fn attempts_lock_after_the_threshold_within_the_window(limiter: &dyn AttemptLimiter) {
+        assert!(!fail(limiter, "k", 0));
+        assert!(!fail(limiter, "k", 10));
+        assert_eq!(limiter.locked_for("k", Timestamp(10)).unwrap(), None);
+        assert!(fail(limiter, "k", 20), "the third failure locks");
+        assert_eq!(limiter.locked_for("k", Timestamp(20)).unwrap(), Some(100));
+        assert_eq!(limiter.locked_for("k", Timestamp(119)).unwrap(), Some(1));
+        assert_eq!(limiter.locked_for("k", Timestamp(120)).unwrap(), None);
+        assert_eq!(limiter.locked_for("other", Timestamp(20)).unwrap(), None);
+        // Locking cleared the failures: three more are needed.
+        assert!(!fail(limiter, "k", 21));
+        assert!(!fail(limiter, "k", 22));
+        assert!(fail(limiter, "k", 23));
+        let eager = LockoutPolicy {
+            threshold: 0,
+            ..lockout_policy()
+        };
+        assert!(limiter.record_failure("e", Timestamp(5), &eager).unwrap());
+    }
+
+    /// A failure older than the window no longer counts.
+    pub fn failures_outside_the_window_do_not_count(limiter: &dyn AttemptLimiter) {
+        fail(limiter, "k", 0);
+        fail(limiter, "k", 30);
+        assert!(!fail(limiter, "k", 61), "the first failure left the window");
+        assert!(fail(limiter, "k", 62));
+    }
+
+    /// `reset` forgets every failure of the key (also one of 320 characters,
+    /// the longest kept), and of a key never seen is no error.
+    pub fn reset_forgets_failures(limiter: &dyn AttemptLimiter) {
+        let long = format!("{}@example.com", "u".repeat(308));
+        for key in ["k", long.as_str()] {
+            fail(limiter, key, 0);
+            fail(limiter, key, 1);
+            limiter.reset(key).unwrap();
+            assert!(!fail(limiter, key, 2));
+            assert!(!fail(limiter, key, 3));
+            assert!(
+                fail(limiter, key, 4),
+                "counting started again after the reset"
+            );
+        }
+        limiter.reset("never-seen").unwrap();
+    }
+
+    /// `limiter` was made with a burst of 3 and 60 a minute: three tokens, then
+    /// a refusal with a wait of 1 s (rounded up); another key has its own
+    /// bucket.
+    pub fn buckets_allow_a_burst_then_refuse_with_a_wait(limiter: &dyn RateLimiter) {
+        for _ in 0..3 {
+            assert_eq!(limiter.acquire("ip:192.0.2.1").unwrap(), None);
+        }
+        assert_eq!(limiter.acquire("ip:192.0.2.1").unwrap(), Some(1));
+        assert_eq!(limiter.acquire("ip:2001:db8::/64").unwrap(), None);
+    }
+
+    /// `limiter` was made with a burst of 1 and 6,000 a minute (100 a second):
+    /// refused at once, a token again after 30 ms.
+    pub fn buckets_refill_over_time(limiter: &dyn RateLimiter) {
+        assert_eq!(limiter.acquire("ip").unwrap(), None);
+        assert_eq!(limiter.acquire("ip").unwrap(), Some(1));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(limiter.acquire("ip").unwrap(), None);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

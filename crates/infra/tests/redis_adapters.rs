@@ -11,7 +11,7 @@ use safebox_domain::ports::{
     AttemptLimiter, LockoutPolicy, RateLimiter, RefreshRotation, SessionRepository,
 };
 use safebox_domain::{RepoError, Session, SessionId, SessionKind, Timestamp, TokenDigest, UserId};
-use safebox_infra::testing::{FaultyProxy, TestRedis, service_url};
+use safebox_infra::testing::{FaultyProxy, TestRedis, contracts, service_url};
 use safebox_infra::{
     RedisAttemptLimiter, RedisConnectError, RedisRateLimiter, RedisSessionRepository,
     RedisSettings, RedisStore,
@@ -460,93 +460,26 @@ fn an_instance_sees_another_instances_sessions_and_their_end() {
 }
 
 fn policy() -> LockoutPolicy {
-    LockoutPolicy {
-        threshold: 3,
-        window_secs: 60,
-        duration_secs: 100,
-    }
+    contracts::lockout_policy()
 }
 
 #[test]
-fn attempts_lock_after_the_threshold_within_the_window() {
-    let Some(redis) = redis("attempts_lock_after_the_threshold_within_the_window") else {
+fn attempts_keep_the_port_contract() {
+    let Some(redis) = redis("attempts_keep_the_port_contract") else {
         return;
     };
     let limiter = RedisAttemptLimiter::new(redis.store().clone());
     // The window runs on the clock the caller passes, not Redis'.
-    assert!(
-        !limiter
-            .record_failure("k", Timestamp(0), &policy())
-            .unwrap()
-    );
-    assert!(
-        !limiter
-            .record_failure("k", Timestamp(10), &policy())
-            .unwrap()
-    );
-    assert_eq!(limiter.locked_for("k", Timestamp(10)).unwrap(), None);
-    assert!(
-        limiter
-            .record_failure("k", Timestamp(20), &policy())
-            .unwrap()
-    );
-    assert_eq!(limiter.locked_for("k", Timestamp(20)).unwrap(), Some(100));
-    assert_eq!(limiter.locked_for("k", Timestamp(119)).unwrap(), Some(1));
-    assert_eq!(limiter.locked_for("k", Timestamp(120)).unwrap(), None);
-    // Other keys are unaffected.
-    assert_eq!(limiter.locked_for("other", Timestamp(20)).unwrap(), None);
-    // Locking cleared the failures, like the in-memory limiter.
-    assert!(
-        !limiter
-            .record_failure("k", Timestamp(21), &policy())
-            .unwrap()
-    );
-    assert!(
-        !limiter
-            .record_failure("k", Timestamp(22), &policy())
-            .unwrap()
-    );
-    assert!(
-        limiter
-            .record_failure("k", Timestamp(23), &policy())
-            .unwrap()
-    );
-    // A threshold of 0 behaves as 1.
-    let eager = LockoutPolicy {
-        threshold: 0,
-        ..policy()
-    };
-    assert!(limiter.record_failure("e", Timestamp(5), &eager).unwrap());
+    contracts::attempts_lock_after_the_threshold_within_the_window(&limiter);
+    let fresh = TestRedis::connect(&service_url(URL_VAR, "").unwrap());
+    contracts::failures_outside_the_window_do_not_count(&RedisAttemptLimiter::new(
+        fresh.store().clone(),
+    ));
 }
 
 #[test]
-fn failures_outside_the_window_do_not_count() {
-    let Some(redis) = redis("failures_outside_the_window_do_not_count") else {
-        return;
-    };
-    let limiter = RedisAttemptLimiter::new(redis.store().clone());
-    limiter
-        .record_failure("k", Timestamp(0), &policy())
-        .unwrap();
-    limiter
-        .record_failure("k", Timestamp(30), &policy())
-        .unwrap();
-    // The first failure has left the 60 s window.
-    assert!(
-        !limiter
-            .record_failure("k", Timestamp(61), &policy())
-            .unwrap()
-    );
-    assert!(
-        limiter
-            .record_failure("k", Timestamp(62), &policy())
-            .unwrap()
-    );
-}
-
-#[test]
-fn reset_forgets_failures_and_keys_may_be_long_identifiers() {
-    let Some(redis) = redis("reset_forgets_failures_and_keys_may_be_long_identifiers") else {
+fn reset_forgets_failures_and_leaves_no_key() {
+    let Some(redis) = redis("reset_forgets_failures_and_leaves_no_key") else {
         return;
     };
     let limiter = RedisAttemptLimiter::new(redis.store().clone());
@@ -554,27 +487,9 @@ fn reset_forgets_failures_and_keys_may_be_long_identifiers() {
     limiter
         .record_failure(&key, Timestamp(0), &policy())
         .unwrap();
-    limiter
-        .record_failure(&key, Timestamp(1), &policy())
-        .unwrap();
     limiter.reset(&key).unwrap();
     assert_eq!(redis.keys(), Vec::<String>::new());
-    assert!(
-        !limiter
-            .record_failure(&key, Timestamp(2), &policy())
-            .unwrap()
-    );
-    assert!(
-        !limiter
-            .record_failure(&key, Timestamp(3), &policy())
-            .unwrap()
-    );
-    assert!(
-        limiter
-            .record_failure(&key, Timestamp(4), &policy())
-            .unwrap()
-    );
-    limiter.reset("never-seen").unwrap();
+    contracts::reset_forgets_failures(&limiter);
 }
 
 #[test]
@@ -635,12 +550,7 @@ fn buckets_allow_a_burst_then_refuse_with_a_wait() {
         return;
     };
     let limiter = RedisRateLimiter::new(redis.store().clone(), 3, 60);
-    for _ in 0..3 {
-        assert_eq!(limiter.acquire("ip:192.0.2.1").unwrap(), None);
-    }
-    assert_eq!(limiter.acquire("ip:192.0.2.1").unwrap(), Some(1));
-    // Another key has its own bucket, also for IPv6 addresses.
-    assert_eq!(limiter.acquire("ip:2001:db8::/64").unwrap(), None);
+    contracts::buckets_allow_a_burst_then_refuse_with_a_wait(&limiter);
     // Another instance draws from the same bucket.
     let other = RedisRateLimiter::new(second_store(&redis), 3, 60);
     assert!(other.acquire("ip:192.0.2.1").unwrap().is_some());
@@ -665,10 +575,7 @@ fn buckets_refill_over_time() {
         return;
     };
     let limiter = RedisRateLimiter::new(redis.store().clone(), 1, 6_000); // 100 a second
-    assert_eq!(limiter.acquire("ip").unwrap(), None);
-    assert_eq!(limiter.acquire("ip").unwrap(), Some(1));
-    std::thread::sleep(Duration::from_millis(30));
-    assert_eq!(limiter.acquire("ip").unwrap(), None);
+    contracts::buckets_refill_over_time(&limiter);
     // A full bucket expires: 10 ms to refill one token, plus a millisecond.
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(redis.keys(), Vec::<String>::new());
