@@ -6,18 +6,23 @@
 #     -e SAFEBOX_MASTER_KEYS="mk-1:$(safebox keys generate ...)" \
 #     -e SAFEBOX_JWT_SECRET="..." safebox
 #
-# SQLite is compiled into the binary; nothing else is needed at run time. See
-# docs/deployment.md for the keys, volumes and a MySQL/Redis setup.
+# SQLite is compiled into the binary. The image is built with the mysql feature,
+# so it also serves mysql:// URLs and needs the MySQL client library
+# (libmariadb3) at run time; Redis support is pure Rust. See docs/deployment.md
+# for the keys, volumes and a MySQL/Redis setup.
 
 FROM rust:1.95-bookworm AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libmariadb-dev-compat \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p safebox-server \
+RUN cargo build --release --locked -p safebox-server --features mysql \
     && strip target/release/safebox
 
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libmariadb3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home-dir /var/lib/safebox --shell /usr/sbin/nologin safebox \
     && install -d -o safebox -g safebox -m 0700 /var/lib/safebox
