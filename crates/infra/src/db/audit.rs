@@ -22,7 +22,7 @@ use safebox_domain::{
 };
 
 use super::schema::audit_events;
-use super::{DbPool, checkout, checkout_write, insert_batch, repo_error, write_transaction};
+use super::{DbPool, checkout, checkout_write, native, repo_error, write_transaction};
 
 /// Events that may wait for the writer; beyond this, events are dropped (and
 /// counted and logged) rather than slowing requests down.
@@ -163,7 +163,9 @@ fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
     let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
     let mut conn = checkout_write(pool)?;
     write_transaction(&mut conn, |conn| {
-        insert_batch!(conn, diesel::insert_into(audit_events::table).values(&rows))
+        native!(conn, |conn| diesel::insert_into(audit_events::table)
+            .values(&rows)
+            .execute(conn))
     })
     .map_err(repo_error)?;
     Ok(())
@@ -171,9 +173,11 @@ fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
 
 fn prune_before(pool: &DbPool, cutoff: Timestamp) -> Result<u64, RepoError> {
     let mut conn = checkout_write(pool)?;
-    let deleted = diesel::delete(audit_events::table.filter(audit_events::at.lt(cutoff.as_secs())))
-        .execute(&mut *conn)
-        .map_err(repo_error)?;
+    let deleted = native!(&mut *conn, |conn| diesel::delete(
+        audit_events::table.filter(audit_events::at.lt(cutoff.as_secs()))
+    )
+    .execute(conn))
+    .map_err(repo_error)?;
     Ok(deleted as u64)
 }
 
@@ -194,22 +198,24 @@ impl AuditLog for DieselAuditLog {
 
     fn list(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError> {
         let mut conn = checkout(&self.pool)?;
-        let mut select = audit_events::table.into_boxed();
-        if let Some(user) = query.user {
-            select = select.filter(audit_events::user_id.eq(user.to_string()));
-        }
-        if let Some(before) = &query.before {
-            select = select.filter(audit_events::id.lt(before.clone()));
-        }
-        select
-            .order(audit_events::id.desc())
-            .limit(i64::from(query.limit))
-            .select(AuditRow::as_select())
-            .load(&mut *conn)
-            .map_err(repo_error)?
-            .into_iter()
-            .map(AuditRecord::try_from)
-            .collect()
+        native!(&mut *conn, |conn| {
+            let mut select = audit_events::table.into_boxed();
+            if let Some(user) = query.user {
+                select = select.filter(audit_events::user_id.eq(user.to_string()));
+            }
+            if let Some(before) = &query.before {
+                select = select.filter(audit_events::id.lt(before.clone()));
+            }
+            select
+                .order(audit_events::id.desc())
+                .limit(i64::from(query.limit))
+                .select(AuditRow::as_select())
+                .load(conn)
+        })
+        .map_err(repo_error)?
+        .into_iter()
+        .map(AuditRecord::try_from)
+        .collect()
     }
 
     fn prune(&self, cutoff: Timestamp) -> Result<u64, RepoError> {

@@ -21,7 +21,7 @@ use super::schema::{
 use super::secrets::{SecretRow, VersionRow};
 use super::sessions::{RefreshTokenRow, SessionRow};
 use super::users::{DataKeyRow, UserRow};
-use super::{Conn, DbConnection, DbError, DbPool, insert_batch, write_transaction};
+use super::{Conn, DbConnection, DbError, DbPool, native, write_transaction};
 
 /// The tables, parents before children, as they are copied and checked.
 pub const TABLES: [&str; 7] = [
@@ -170,7 +170,7 @@ pub fn summarize(pool: &DbPool) -> Result<Vec<TableSummary>, CopyError> {
 }
 
 fn count(conn: &mut DbConnection, table: &str) -> Result<u64, DieselError> {
-    let rows: i64 = match table {
+    let rows: i64 = native!(conn, |conn| match table {
         "users" => users::table.count().get_result(conn)?,
         "data_keys" => data_keys::table.count().get_result(conn)?,
         "secrets" => secrets::table.count().get_result(conn)?,
@@ -179,7 +179,7 @@ fn count(conn: &mut DbConnection, table: &str) -> Result<u64, DieselError> {
         "refresh_tokens" => refresh_tokens::table.count().get_result(conn)?,
         "audit_events" => audit_events::table.count().get_result(conn)?,
         other => unreachable!("no table {other}"),
-    };
+    });
     Ok(u64::try_from(rows).unwrap_or(0))
 }
 
@@ -249,9 +249,12 @@ fn for_each_row(
 ) -> Result<(), DieselError> {
     macro_rules! stream {
         ($query:expr, $row:ident) => {
-            for row in $query.load_iter::<_, DefaultLoadingMode>(conn)? {
-                each(Row::$row(row?))?;
-            }
+            native!(&mut *conn, |conn| {
+                for row in $query.load_iter::<_, DefaultLoadingMode>(conn)? {
+                    each(Row::$row(row?))?;
+                }
+                Ok::<_, DieselError>(())
+            })?
         };
     }
     match table {
@@ -338,7 +341,9 @@ impl Batch {
                         _ => None,
                     })
                     .collect();
-                insert_batch!(target, diesel::insert_into($table).values(&typed))?
+                native!(&mut *target, |conn| diesel::insert_into($table)
+                    .values(&typed)
+                    .execute(conn))?
             }};
         }
         let inserted = match first {

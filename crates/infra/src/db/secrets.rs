@@ -9,7 +9,9 @@ use safebox_domain::{
 };
 
 use super::schema::{secret_versions, secrets};
-use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_transaction};
+use super::{
+    DbConnection, DbPool, checkout, checkout_write, native, repo_error, write_transaction,
+};
 
 /// A secret's header row: everything but its values.
 #[derive(Queryable, Selectable, Insertable)]
@@ -105,12 +107,12 @@ fn header(
     owner: &str,
     name: &str,
 ) -> Result<Option<SecretRow>, DieselError> {
-    secrets::table
+    native!(conn, |conn| secrets::table
         .filter(secrets::user_id.eq(owner))
         .filter(secrets::name.eq(name))
         .select(SecretRow::as_select())
         .get_result(conn)
-        .optional()
+        .optional())
 }
 
 /// Serialises the creation of secrets per owner, so that the count checked
@@ -181,38 +183,39 @@ impl DieselSecretRepository {
                 if header(conn, owner, name)?.is_some() {
                     return Err(Abort::Outcome(WriteOutcome::Conflict));
                 }
-                let count: i64 = secrets::table
+                let count: i64 = native!(&mut *conn, |conn| secrets::table
                     .filter(secrets::user_id.eq(owner))
                     .count()
-                    .get_result(conn)?;
+                    .get_result(conn))?;
                 if u64::try_from(count).unwrap_or(u64::MAX) >= write.max_secrets {
                     return Err(Abort::Outcome(WriteOutcome::TooManySecrets));
                 }
-                diesel::insert_into(secrets::table)
-                    .values(SecretRow {
-                        user_id: owner.to_owned(),
-                        name: name.to_owned(),
-                        created_at: now,
-                        updated_at: now,
-                        version,
-                        oldest_version: version,
-                        metadata: metadata.unwrap_or("{}").to_owned(),
-                        deleted_at: None,
-                    })
-                    .execute(conn)
-                    .map_err(|err| match err {
-                        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                            Abort::Outcome(WriteOutcome::Conflict)
-                        }
-                        other => Abort::Db(other),
-                    })?;
+                let row = SecretRow {
+                    user_id: owner.to_owned(),
+                    name: name.to_owned(),
+                    created_at: now,
+                    updated_at: now,
+                    version,
+                    oldest_version: version,
+                    metadata: metadata.unwrap_or("{}").to_owned(),
+                    deleted_at: None,
+                };
+                native!(&mut *conn, |conn| diesel::insert_into(secrets::table)
+                    .values(&row)
+                    .execute(conn))
+                .map_err(|err| match err {
+                    DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                        Abort::Outcome(WriteOutcome::Conflict)
+                    }
+                    other => Abort::Db(other),
+                })?;
             }
             Some(base) => {
                 let target = secrets::table
                     .filter(secrets::user_id.eq(owner))
                     .filter(secrets::name.eq(name))
                     .filter(secrets::version.eq(base));
-                let updated = match metadata {
+                let updated = native!(&mut *conn, |conn| match metadata {
                     Some(metadata) => diesel::update(target)
                         .set((
                             secrets::version.eq(version),
@@ -220,51 +223,56 @@ impl DieselSecretRepository {
                             secrets::deleted_at.eq(None::<i64>),
                             secrets::metadata.eq(metadata),
                         ))
-                        .execute(conn)?,
+                        .execute(conn),
                     None => diesel::update(target)
                         .set((
                             secrets::version.eq(version),
                             secrets::updated_at.eq(now),
                             secrets::deleted_at.eq(None::<i64>),
                         ))
-                        .execute(conn)?,
-                };
+                        .execute(conn),
+                })?;
                 if updated == 0 {
                     return Err(Abort::Outcome(WriteOutcome::Conflict));
                 }
             }
         }
-        diesel::insert_into(secret_versions::table)
-            .values(VersionRow {
-                user_id: owner.to_owned(),
-                name: name.to_owned(),
-                version,
-                key_id: write.sealed.key_id.0.clone(),
-                ciphertext: write.sealed.bytes.clone(),
-                created_at: now,
-            })
-            .execute(conn)?;
+        let row = VersionRow {
+            user_id: owner.to_owned(),
+            name: name.to_owned(),
+            version,
+            key_id: write.sealed.key_id.0.clone(),
+            ciphertext: write.sealed.bytes.clone(),
+            created_at: now,
+        };
+        native!(&mut *conn, |conn| diesel::insert_into(
+            secret_versions::table
+        )
+        .values(&row)
+        .execute(conn))?;
         if base.is_some() {
             let keep = i64::try_from(write.keep_versions.max(1)).unwrap_or(i64::MAX);
-            diesel::delete(
-                secret_versions::table
+            native!(&mut *conn, |conn| {
+                diesel::delete(
+                    secret_versions::table
+                        .filter(secret_versions::user_id.eq(owner))
+                        .filter(secret_versions::name.eq(name))
+                        .filter(secret_versions::version.le(version.saturating_sub(keep))),
+                )
+                .execute(conn)?;
+                let oldest: Option<i64> = secret_versions::table
                     .filter(secret_versions::user_id.eq(owner))
                     .filter(secret_versions::name.eq(name))
-                    .filter(secret_versions::version.le(version.saturating_sub(keep))),
-            )
-            .execute(conn)?;
-            let oldest: Option<i64> = secret_versions::table
-                .filter(secret_versions::user_id.eq(owner))
-                .filter(secret_versions::name.eq(name))
-                .select(diesel::dsl::min(secret_versions::version))
-                .get_result(conn)?;
-            diesel::update(
-                secrets::table
-                    .filter(secrets::user_id.eq(owner))
-                    .filter(secrets::name.eq(name)),
-            )
-            .set(secrets::oldest_version.eq(oldest.unwrap_or(version)))
-            .execute(conn)?;
+                    .select(diesel::dsl::min(secret_versions::version))
+                    .get_result(conn)?;
+                diesel::update(
+                    secrets::table
+                        .filter(secrets::user_id.eq(owner))
+                        .filter(secrets::name.eq(name)),
+                )
+                .set(secrets::oldest_version.eq(oldest.unwrap_or(version)))
+                .execute(conn)
+            })?;
         }
         Ok(header(conn, owner, name)?.ok_or(DieselError::NotFound)?)
     }
@@ -287,30 +295,34 @@ impl SecretRepository for DieselSecretRepository {
     ) -> Result<Option<(Secret, Option<StoredVersion>)>, RepoError> {
         let mut conn = checkout(&self.pool)?;
         let user = owner.to_string();
+        let asked = version.map(|version| stored(version.0)).transpose()?;
         let same_secret = secret_versions::user_id
             .eq(secrets::user_id)
             .and(secret_versions::name.eq(secrets::name));
         let filtered = secrets::table
             .filter(secrets::user_id.eq(&user))
             .filter(secrets::name.eq(name.as_str()));
-        let columns = (SecretRow::as_select(), Option::<VersionRow>::as_select());
         // One lookup: the header with the asked-for version (the newest by default).
-        let row = match version {
-            None => filtered
-                .left_join(
-                    secret_versions::table
-                        .on(same_secret.and(secret_versions::version.eq(secrets::version))),
-                )
-                .select(columns)
-                .get_result(&mut *conn),
-            Some(version) => filtered
-                .left_join(
-                    secret_versions::table
-                        .on(same_secret.and(secret_versions::version.eq(stored(version.0)?))),
-                )
-                .select(columns)
-                .get_result(&mut *conn),
-        }
+        let row = native!(&mut *conn, |conn| {
+            // `as_select` is typed by its backend: made in each arm.
+            let columns = (SecretRow::as_select(), Option::<VersionRow>::as_select());
+            match asked {
+                None => filtered
+                    .left_join(
+                        secret_versions::table
+                            .on(same_secret.and(secret_versions::version.eq(secrets::version))),
+                    )
+                    .select(columns)
+                    .get_result(conn),
+                Some(version) => filtered
+                    .left_join(
+                        secret_versions::table
+                            .on(same_secret.and(secret_versions::version.eq(version))),
+                    )
+                    .select(columns)
+                    .get_result(conn),
+            }
+        })
         .optional()
         .map_err(repo_error)?;
         row.map(|(secret, version)| {
@@ -339,32 +351,33 @@ impl SecretRepository for DieselSecretRepository {
 
     fn list(&self, owner: &UserId, query: &SecretListQuery) -> Result<Vec<Secret>, RepoError> {
         let mut conn = checkout(&self.pool)?;
-        let mut select = secrets::table
-            .filter(secrets::user_id.eq(owner.to_string()))
-            .select(SecretRow::as_select())
-            .order(secrets::name.asc())
-            .limit(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .into_boxed();
-        if !query.prefix.is_empty() {
-            // Names are ASCII below DEL (0x7f), so every name that starts with the
-            // prefix sorts between it and the prefix followed by DEL. (LIKE would be
-            // case-insensitive in SQLite and treat '_' as a wildcard.)
-            select = select
-                .filter(secrets::name.ge(query.prefix.clone()))
-                .filter(secrets::name.lt(format!("{}\u{7f}", query.prefix)));
-        }
-        if let Some(after) = &query.after {
-            select = select.filter(secrets::name.gt(after.as_str().to_owned()));
-        }
-        if !query.include_deleted {
-            select = select.filter(secrets::deleted_at.is_null());
-        }
-        select
-            .load(&mut *conn)
-            .map_err(repo_error)?
-            .into_iter()
-            .map(|row| row.into_secret(*owner))
-            .collect()
+        native!(&mut *conn, |conn| {
+            let mut select = secrets::table
+                .filter(secrets::user_id.eq(owner.to_string()))
+                .select(SecretRow::as_select())
+                .order(secrets::name.asc())
+                .limit(i64::try_from(query.limit).unwrap_or(i64::MAX))
+                .into_boxed();
+            if !query.prefix.is_empty() {
+                // Names are ASCII below DEL (0x7f), so every name that starts with the
+                // prefix sorts between it and the prefix followed by DEL. (LIKE would be
+                // case-insensitive in SQLite and treat '_' as a wildcard.)
+                select = select
+                    .filter(secrets::name.ge(query.prefix.clone()))
+                    .filter(secrets::name.lt(format!("{}\u{7f}", query.prefix)));
+            }
+            if let Some(after) = &query.after {
+                select = select.filter(secrets::name.gt(after.as_str().to_owned()));
+            }
+            if !query.include_deleted {
+                select = select.filter(secrets::deleted_at.is_null());
+            }
+            select.load(conn)
+        })
+        .map_err(repo_error)?
+        .into_iter()
+        .map(|row| row.into_secret(*owner))
+        .collect()
     }
 
     fn set_deleted(
@@ -379,15 +392,15 @@ impl SecretRepository for DieselSecretRepository {
             let target = secrets::table
                 .filter(secrets::user_id.eq(&user))
                 .filter(secrets::name.eq(name.as_str()));
-            match at {
+            native!(&mut *conn, |conn| match at {
                 // Keep the first deletion time when deleting again.
                 Some(at) => diesel::update(target.filter(secrets::deleted_at.is_null()))
                     .set(secrets::deleted_at.eq(at.as_secs()))
-                    .execute(conn)?,
+                    .execute(conn),
                 None => diesel::update(target)
                     .set(secrets::deleted_at.eq(None::<i64>))
-                    .execute(conn)?,
-            };
+                    .execute(conn),
+            })?;
             header(conn, &user, name.as_str())
         })
         .map_err(repo_error)?;
@@ -400,18 +413,20 @@ impl SecretRepository for DieselSecretRepository {
         // The versions first: the schema would cascade, but not every
         // MySQL-compatible database enforces foreign keys.
         let deleted = write_transaction(&mut conn, |conn| {
-            diesel::delete(
-                secret_versions::table
-                    .filter(secret_versions::user_id.eq(&user))
-                    .filter(secret_versions::name.eq(name.as_str())),
-            )
-            .execute(conn)?;
-            diesel::delete(
-                secrets::table
-                    .filter(secrets::user_id.eq(&user))
-                    .filter(secrets::name.eq(name.as_str())),
-            )
-            .execute(conn)
+            native!(conn, |conn| {
+                diesel::delete(
+                    secret_versions::table
+                        .filter(secret_versions::user_id.eq(&user))
+                        .filter(secret_versions::name.eq(name.as_str())),
+                )
+                .execute(conn)?;
+                diesel::delete(
+                    secrets::table
+                        .filter(secrets::user_id.eq(&user))
+                        .filter(secrets::name.eq(name.as_str())),
+                )
+                .execute(conn)
+            })
         })
         .map_err(repo_error)?;
         Ok(deleted > 0)

@@ -4,7 +4,9 @@ use safebox_domain::ports::{RefreshRotation, SessionRepository};
 use safebox_domain::{RepoError, Session, SessionId, SessionKind, Timestamp, TokenDigest, UserId};
 
 use super::schema::{refresh_tokens, sessions};
-use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_transaction};
+use super::{
+    DbConnection, DbPool, checkout, checkout_write, native, repo_error, write_transaction,
+};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
@@ -76,13 +78,16 @@ fn to_session(row: Option<SessionRow>) -> Result<Option<Session>, RepoError> {
 /// schema would cascade, but not every MySQL-compatible database enforces foreign
 /// keys. Returns how many sessions were deleted.
 fn delete_sessions(conn: &mut DbConnection, ids: &[String]) -> Result<u64, DieselError> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(ids)))
-        .execute(conn)?;
-    let deleted = diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)?;
-    Ok(deleted as u64)
+    native!(conn, |conn| {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(ids)))
+            .execute(conn)?;
+        let deleted =
+            diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)?;
+        Ok(deleted as u64)
+    })
 }
 
 impl SessionRepository for DieselSessionRepository {
@@ -100,25 +105,27 @@ impl SessionRepository for DieselSessionRepository {
         };
         let mut conn = checkout_write(&self.pool)?;
         write_transaction(&mut conn, |conn| {
-            let expired: Vec<String> = sessions::table
+            let expired: Vec<String> = native!(&mut *conn, |conn| sessions::table
                 .filter(sessions::user_id.eq(&row.user_id))
                 .filter(sessions::expires_at.le(row.created_at))
                 .select(sessions::id)
-                .load(conn)?;
+                .load(conn))?;
             delete_sessions(conn, &expired)?;
-            diesel::insert_into(sessions::table)
-                .values(&row)
-                .execute(conn)?;
-            if session.kind == SessionKind::Bearer {
-                diesel::insert_into(refresh_tokens::table)
-                    .values((
-                        refresh_tokens::token_hash.eq(&credential.0),
-                        refresh_tokens::session_id.eq(&row.id),
-                        refresh_tokens::created_at.eq(row.created_at),
-                    ))
+            native!(&mut *conn, |conn| {
+                diesel::insert_into(sessions::table)
+                    .values(&row)
                     .execute(conn)?;
-            }
-            Ok(())
+                if session.kind == SessionKind::Bearer {
+                    diesel::insert_into(refresh_tokens::table)
+                        .values((
+                            refresh_tokens::token_hash.eq(&credential.0),
+                            refresh_tokens::session_id.eq(&row.id),
+                            refresh_tokens::created_at.eq(row.created_at),
+                        ))
+                        .execute(conn)?;
+                }
+                Ok(())
+            })
         })
         .map_err(repo_error)
     }
@@ -126,48 +133,50 @@ impl SessionRepository for DieselSessionRepository {
     fn find(&self, id: &SessionId) -> Result<Option<Session>, RepoError> {
         let mut conn = checkout(&self.pool)?;
         to_session(
-            sessions::table
+            native!(&mut *conn, |conn| sessions::table
                 .find(id.to_string())
                 .select(SessionRow::as_select())
-                .get_result(&mut *conn)
-                .optional()
-                .map_err(repo_error)?,
+                .get_result(conn)
+                .optional())
+            .map_err(repo_error)?,
         )
     }
 
     fn find_by_cookie(&self, cookie: &TokenDigest) -> Result<Option<Session>, RepoError> {
         let mut conn = checkout(&self.pool)?;
         to_session(
-            sessions::table
+            native!(&mut *conn, |conn| sessions::table
                 .filter(sessions::cookie_hash.eq(&cookie.0))
                 .select(SessionRow::as_select())
-                .get_result(&mut *conn)
-                .optional()
-                .map_err(repo_error)?,
+                .get_result(conn)
+                .optional())
+            .map_err(repo_error)?,
         )
     }
 
     fn touch(&self, id: &SessionId, now: Timestamp) -> Result<(), RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        diesel::update(sessions::table.find(id.to_string()))
-            .set(sessions::last_used_at.eq(now.as_secs()))
-            .execute(&mut *conn)
-            .map_err(repo_error)?;
+        native!(&mut *conn, |conn| diesel::update(
+            sessions::table.find(id.to_string())
+        )
+        .set(sessions::last_used_at.eq(now.as_secs()))
+        .execute(conn))
+        .map_err(repo_error)?;
         Ok(())
     }
 
     fn list(&self, user: &UserId, now: Timestamp) -> Result<Vec<Session>, RepoError> {
         let mut conn = checkout(&self.pool)?;
-        sessions::table
+        native!(&mut *conn, |conn| sessions::table
             .filter(sessions::user_id.eq(user.to_string()))
             .filter(sessions::expires_at.gt(now.as_secs()))
             .order((sessions::created_at.desc(), sessions::id.desc()))
             .select(SessionRow::as_select())
-            .load(&mut *conn)
-            .map_err(repo_error)?
-            .into_iter()
-            .map(Session::try_from)
-            .collect()
+            .load(conn))
+        .map_err(repo_error)?
+        .into_iter()
+        .map(Session::try_from)
+        .collect()
     }
 
     fn end(&self, id: &SessionId) -> Result<bool, RepoError> {
@@ -180,11 +189,11 @@ impl SessionRepository for DieselSessionRepository {
     fn end_others(&self, user: &UserId, keep: &SessionId) -> Result<u64, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
         write_transaction(&mut conn, |conn| {
-            let others: Vec<String> = sessions::table
+            let others: Vec<String> = native!(&mut *conn, |conn| sessions::table
                 .filter(sessions::user_id.eq(user.to_string()))
                 .filter(sessions::id.ne(keep.to_string()))
                 .select(sessions::id)
-                .load(conn)?;
+                .load(conn))?;
             delete_sessions(conn, &others)
         })
         .map_err(repo_error)
@@ -193,10 +202,10 @@ impl SessionRepository for DieselSessionRepository {
     fn end_all(&self, user: &UserId) -> Result<u64, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
         write_transaction(&mut conn, |conn| {
-            let all: Vec<String> = sessions::table
+            let all: Vec<String> = native!(&mut *conn, |conn| sessions::table
                 .filter(sessions::user_id.eq(user.to_string()))
                 .select(sessions::id)
-                .load(conn)?;
+                .load(conn))?;
             delete_sessions(conn, &all)
         })
         .map_err(repo_error)
@@ -210,40 +219,42 @@ impl SessionRepository for DieselSessionRepository {
     ) -> Result<RefreshRotation, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
         let row: Option<(Option<i64>, SessionRow)> = write_transaction(&mut conn, |conn| {
-            let found = refresh_tokens::table
-                .inner_join(sessions::table)
-                .filter(refresh_tokens::token_hash.eq(&presented.0))
-                .select((refresh_tokens::spent_at, SessionRow::as_select()))
-                .get_result::<(Option<i64>, SessionRow)>(conn)
-                .optional()?;
-            let Some((None, session)) = found else {
-                return Ok(found);
-            };
-            // Spend the token only if it is still unspent: of two concurrent
-            // rotations the second finds it spent (SQLite serialises them on its
-            // write lock; MySQL's row lock makes the second UPDATE wait, then
-            // match nothing).
-            let spent = diesel::update(
-                refresh_tokens::table
-                    .find(&presented.0)
-                    .filter(refresh_tokens::spent_at.is_null()),
-            )
-            .set(refresh_tokens::spent_at.eq(now.as_secs()))
-            .execute(conn)?;
-            if spent == 0 {
-                return Ok(Some((Some(now.as_secs()), session)));
-            }
-            diesel::insert_into(refresh_tokens::table)
-                .values((
-                    refresh_tokens::token_hash.eq(&replacement.0),
-                    refresh_tokens::session_id.eq(&session.id),
-                    refresh_tokens::created_at.eq(now.as_secs()),
-                ))
+            native!(conn, |conn| {
+                let found = refresh_tokens::table
+                    .inner_join(sessions::table)
+                    .filter(refresh_tokens::token_hash.eq(&presented.0))
+                    .select((refresh_tokens::spent_at, SessionRow::as_select()))
+                    .get_result::<(Option<i64>, SessionRow)>(conn)
+                    .optional()?;
+                let Some((None, session)) = found else {
+                    return Ok(found);
+                };
+                // Spend the token only if it is still unspent: of two concurrent
+                // rotations the second finds it spent (SQLite serialises them on its
+                // write lock; MySQL's row lock makes the second UPDATE wait, then
+                // match nothing).
+                let spent = diesel::update(
+                    refresh_tokens::table
+                        .find(&presented.0)
+                        .filter(refresh_tokens::spent_at.is_null()),
+                )
+                .set(refresh_tokens::spent_at.eq(now.as_secs()))
                 .execute(conn)?;
-            diesel::update(sessions::table.find(&session.id))
-                .set(sessions::last_used_at.eq(now.as_secs()))
-                .execute(conn)?;
-            Ok::<_, DieselError>(Some((None, session)))
+                if spent == 0 {
+                    return Ok(Some((Some(now.as_secs()), session)));
+                }
+                diesel::insert_into(refresh_tokens::table)
+                    .values((
+                        refresh_tokens::token_hash.eq(&replacement.0),
+                        refresh_tokens::session_id.eq(&session.id),
+                        refresh_tokens::created_at.eq(now.as_secs()),
+                    ))
+                    .execute(conn)?;
+                diesel::update(sessions::table.find(&session.id))
+                    .set(sessions::last_used_at.eq(now.as_secs()))
+                    .execute(conn)?;
+                Ok::<_, DieselError>(Some((None, session)))
+            })
         })
         .map_err(repo_error)?;
         Ok(match row {

@@ -1,5 +1,4 @@
 use diesel::prelude::*;
-use diesel::query_dsl::LoadQuery;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use safebox_domain::ports::{CreateUserError, DataKeyRepository, UserRepository};
 use safebox_domain::{
@@ -8,7 +7,7 @@ use safebox_domain::{
 };
 
 use super::schema::{data_keys, refresh_tokens, secret_versions, secrets, sessions, users};
-use super::{DbConnection, DbPool, checkout, checkout_write, repo_error, write_transaction};
+use super::{DbPool, checkout, checkout_write, native, repo_error, write_transaction};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -87,23 +86,13 @@ impl DieselUserRepository {
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
     }
+}
 
-    /// Loads the user row `query` selects by a unique column. The query is built
-    /// without boxing, so diesel caches its prepared statement per connection;
-    /// and without `LIMIT ?`, whose bound value makes SQLite compile a cached
-    /// statement again on every use.
-    fn one_user<'q, Q>(&self, query: Q) -> Result<Option<User>, RepoError>
-    where
-        Q: RunQueryDsl<DbConnection> + LoadQuery<'q, DbConnection, UserRow>,
-    {
-        let mut conn = checkout(&self.pool)?;
-        query
-            .get_result::<UserRow>(&mut *conn)
-            .optional()
-            .map_err(repo_error)?
-            .map(User::try_from)
-            .transpose()
-    }
+/// The account a lookup by a unique column found. The queries are built without
+/// boxing, so that they are cached prepared statements, and without `LIMIT ?`,
+/// whose bound value makes SQLite compile a cached statement again on every use.
+fn to_user(found: Result<Option<UserRow>, DieselError>) -> Result<Option<User>, RepoError> {
+    found.map_err(repo_error)?.map(User::try_from).transpose()
 }
 
 /// Tells which unique index a violation hit from the database's message: SQLite
@@ -151,40 +140,45 @@ impl UserRepository for DieselUserRepository {
         };
         let mut conn = checkout_write(&self.pool)?;
         write_transaction(&mut conn, |conn| {
-            diesel::insert_into(users::table)
-                .values(&user_row)
-                .execute(conn)?;
-            diesel::insert_into(data_keys::table)
-                .values(&key_row)
-                .execute(conn)?;
-            Ok(())
+            native!(conn, |conn| {
+                diesel::insert_into(users::table)
+                    .values(&user_row)
+                    .execute(conn)?;
+                diesel::insert_into(data_keys::table)
+                    .values(&key_row)
+                    .execute(conn)?;
+                Ok(())
+            })
         })
         .map_err(duplicate)
     }
 
     fn find_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
-        self.one_user(
-            users::table
-                .filter(users::email.eq(email.as_str()))
-                .select(UserRow::as_select()),
-        )
+        let mut conn = checkout(&self.pool)?;
+        to_user(native!(&mut *conn, |conn| users::table
+            .filter(users::email.eq(email.as_str()))
+            .select(UserRow::as_select())
+            .get_result(conn)
+            .optional()))
     }
 
     fn find_by_username(&self, username: &Username) -> Result<Option<User>, RepoError> {
-        self.one_user(
-            users::table
-                .filter(users::username.eq(username.as_str()))
-                .select(UserRow::as_select()),
-        )
+        let mut conn = checkout(&self.pool)?;
+        to_user(native!(&mut *conn, |conn| users::table
+            .filter(users::username.eq(username.as_str()))
+            .select(UserRow::as_select())
+            .get_result(conn)
+            .optional()))
     }
 
     fn find_by_id(&self, id: &UserId) -> Result<Option<User>, RepoError> {
         let id = id.to_string();
-        self.one_user(
-            users::table
-                .filter(users::id.eq(&id))
-                .select(UserRow::as_select()),
-        )
+        let mut conn = checkout(&self.pool)?;
+        to_user(native!(&mut *conn, |conn| users::table
+            .filter(users::id.eq(&id))
+            .select(UserRow::as_select())
+            .get_result(conn)
+            .optional()))
     }
 
     fn find_with_data_key(
@@ -193,13 +187,13 @@ impl UserRepository for DieselUserRepository {
     ) -> Result<Option<(User, Option<WrappedDataKey>)>, RepoError> {
         let id = id.to_string();
         let mut conn = checkout(&self.pool)?;
-        let row: Option<(UserRow, Option<DataKeyRow>)> = users::table
+        let row: Option<(UserRow, Option<DataKeyRow>)> = native!(&mut *conn, |conn| users::table
             .left_join(data_keys::table)
             .filter(users::id.eq(&id))
             .select((UserRow::as_select(), Option::<DataKeyRow>::as_select()))
-            .get_result(&mut *conn)
-            .optional()
-            .map_err(repo_error)?;
+            .get_result(conn)
+            .optional())
+        .map_err(repo_error)?;
         row.map(|(user, key)| {
             Ok((
                 User::try_from(user)?,
@@ -212,17 +206,19 @@ impl UserRepository for DieselUserRepository {
     fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
         let id: Option<String> = write_transaction(&mut conn, |conn| {
-            let target = users::table.filter(users::username.eq(username.as_str()));
-            let id = target
-                .select(users::id)
-                .get_result::<String>(conn)
-                .optional()?;
-            if id.is_some() {
-                diesel::update(target)
-                    .set(users::role.eq(role.as_str()))
-                    .execute(conn)?;
-            }
-            Ok::<_, DieselError>(id)
+            native!(conn, |conn| {
+                let target = users::table.filter(users::username.eq(username.as_str()));
+                let id = target
+                    .select(users::id)
+                    .get_result::<String>(conn)
+                    .optional()?;
+                if id.is_some() {
+                    diesel::update(target)
+                        .set(users::role.eq(role.as_str()))
+                        .execute(conn)?;
+                }
+                Ok::<_, DieselError>(id)
+            })
         })
         .map_err(repo_error)?;
         id.map(|id| parse_uuid(&id, "users.id").map(UserId))
@@ -231,19 +227,23 @@ impl UserRepository for DieselUserRepository {
 
     fn update_data(&self, id: &UserId, data: &UserData) -> Result<bool, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
-            .set(users::data.eq(data.as_str()))
-            .execute(&mut *conn)
-            .map_err(repo_error)?;
+        let updated = native!(&mut *conn, |conn| diesel::update(
+            users::table.filter(users::id.eq(id.to_string()))
+        )
+        .set(users::data.eq(data.as_str()))
+        .execute(conn))
+        .map_err(repo_error)?;
         Ok(updated > 0)
     }
 
     fn update_password_hash(&self, id: &UserId, hash: &PasswordHash) -> Result<bool, RepoError> {
         let mut conn = checkout_write(&self.pool)?;
-        let updated = diesel::update(users::table.filter(users::id.eq(id.to_string())))
-            .set(users::password_hash.eq(&hash.0))
-            .execute(&mut *conn)
-            .map_err(repo_error)?;
+        let updated = native!(&mut *conn, |conn| diesel::update(
+            users::table.filter(users::id.eq(id.to_string()))
+        )
+        .set(users::password_hash.eq(&hash.0))
+        .execute(conn))
+        .map_err(repo_error)?;
         Ok(updated > 0)
     }
 
@@ -251,51 +251,55 @@ impl UserRepository for DieselUserRepository {
         let id = id.to_string();
         let mut conn = checkout_write(&self.pool)?;
         write_transaction(&mut conn, |conn| {
-            // The data key goes first: without it, no copy of this user's
-            // ciphertexts can ever be opened again.
-            diesel::delete(data_keys::table.filter(data_keys::user_id.eq(&id))).execute(conn)?;
-            // Then everything else of the account, children before parents. The
-            // schema would cascade, but not every MySQL-compatible database
-            // enforces foreign keys (Vitess, older TiDB).
-            diesel::delete(secret_versions::table.filter(secret_versions::user_id.eq(&id)))
+            native!(conn, |conn| {
+                // The data key goes first: without it, no copy of this user's
+                // ciphertexts can ever be opened again.
+                diesel::delete(data_keys::table.filter(data_keys::user_id.eq(&id)))
+                    .execute(conn)?;
+                // Then everything else of the account, children before parents. The
+                // schema would cascade, but not every MySQL-compatible database
+                // enforces foreign keys (Vitess, older TiDB).
+                diesel::delete(secret_versions::table.filter(secret_versions::user_id.eq(&id)))
+                    .execute(conn)?;
+                diesel::delete(secrets::table.filter(secrets::user_id.eq(&id))).execute(conn)?;
+                let user_sessions = sessions::table
+                    .filter(sessions::user_id.eq(&id))
+                    .select(sessions::id);
+                diesel::delete(
+                    refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(user_sessions)),
+                )
                 .execute(conn)?;
-            diesel::delete(secrets::table.filter(secrets::user_id.eq(&id))).execute(conn)?;
-            let user_sessions = sessions::table
-                .filter(sessions::user_id.eq(&id))
-                .select(sessions::id);
-            diesel::delete(
-                refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(user_sessions)),
-            )
-            .execute(conn)?;
-            diesel::delete(sessions::table.filter(sessions::user_id.eq(&id))).execute(conn)?;
-            let deleted = diesel::delete(users::table.filter(users::id.eq(&id))).execute(conn)?;
-            Ok(deleted > 0)
+                diesel::delete(sessions::table.filter(sessions::user_id.eq(&id))).execute(conn)?;
+                let deleted =
+                    diesel::delete(users::table.filter(users::id.eq(&id))).execute(conn)?;
+                Ok(deleted > 0)
+            })
         })
         .map_err(repo_error)
     }
 
     fn data_key(&self, owner: &UserId) -> Result<Option<WrappedDataKey>, RepoError> {
         let mut conn = checkout(&self.pool)?;
-        data_keys::table
+        native!(&mut *conn, |conn| data_keys::table
             .filter(data_keys::user_id.eq(owner.to_string()))
             .select(DataKeyRow::as_select())
-            .get_result(&mut *conn)
-            .optional()
-            .map_err(repo_error)?
-            .map(WrappedDataKey::try_from)
-            .transpose()
+            .get_result(conn)
+            .optional())
+        .map_err(repo_error)?
+        .map(WrappedDataKey::try_from)
+        .transpose()
     }
 }
 
 impl DataKeyRepository for DieselUserRepository {
     fn count_by_master_key(&self) -> Result<Vec<(KeyId, u64)>, RepoError> {
         let mut conn = checkout(&self.pool)?;
-        let counts: Vec<(String, i64)> = data_keys::table
+        let counts: Vec<(String, i64)> = native!(&mut *conn, |conn| data_keys::table
             .group_by(data_keys::master_key_id)
             .select((data_keys::master_key_id, diesel::dsl::count_star()))
             .order(data_keys::master_key_id.asc())
-            .load(&mut *conn)
-            .map_err(repo_error)?;
+            .load(conn))
+        .map_err(repo_error)?;
         Ok(counts
             .into_iter()
             .map(|(id, count)| (KeyId(id), u64::try_from(count).unwrap_or(0)))
@@ -308,19 +312,19 @@ impl DataKeyRepository for DieselUserRepository {
         limit: usize,
     ) -> Result<Vec<(UserId, WrappedDataKey)>, RepoError> {
         let mut conn = checkout(&self.pool)?;
-        data_keys::table
+        native!(&mut *conn, |conn| data_keys::table
             .filter(data_keys::master_key_id.ne(&master.0))
             .order(data_keys::user_id.asc())
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .select(DataKeyRow::as_select())
-            .load(&mut *conn)
-            .map_err(repo_error)?
-            .into_iter()
-            .map(|row| {
-                let owner = UserId(parse_uuid(&row.user_id, "data_keys.user_id")?);
-                Ok((owner, WrappedDataKey::try_from(row)?))
-            })
-            .collect()
+            .load(conn))
+        .map_err(repo_error)?
+        .into_iter()
+        .map(|row| {
+            let owner = UserId(parse_uuid(&row.user_id, "data_keys.user_id")?);
+            Ok((owner, WrappedDataKey::try_from(row)?))
+        })
+        .collect()
     }
 
     fn replace(
@@ -337,7 +341,7 @@ impl DataKeyRepository for DieselUserRepository {
         let mut conn = checkout_write(&self.pool)?;
         // Check-and-set on the stored wrapping: a concurrent rotation or a deleted
         // account makes this a no-op, never a lost key.
-        let replaced = diesel::update(
+        let replaced = native!(&mut *conn, |conn| diesel::update(
             data_keys::table
                 .filter(data_keys::user_id.eq(owner.to_string()))
                 .filter(data_keys::id.eq(old.id.0.to_string()))
@@ -348,7 +352,7 @@ impl DataKeyRepository for DieselUserRepository {
             data_keys::master_key_id.eq(&new.sealed.key_id.0),
             data_keys::wrapped_key.eq(&new.sealed.bytes),
         ))
-        .execute(&mut *conn)
+        .execute(conn))
         .map_err(repo_error)?;
         Ok(replaced == 1)
     }
