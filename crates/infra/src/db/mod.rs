@@ -189,7 +189,26 @@ impl ManageConnection for DbManager {
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+        CONNECTION_LOST.with(|lost| lost.replace(false))
+            || std::thread::panicking()
+            || conn.is_broken()
+    }
+}
+
+thread_local! {
+    /// Set when a statement on the connection this thread has checked out failed
+    /// in a way that leaves the connection unusable (its server went away); read
+    /// and cleared when the connection goes back to the pool, which then drops it
+    /// instead of handing it out again. A connection is used by one thread at a
+    /// time, from checkout to return, so the flag always concerns that one.
+    static CONNECTION_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Notes a failure that leaves the checked-out connection unusable; see
+/// [`CONNECTION_LOST`].
+fn note_failure(err: &DieselError) {
+    if breaks_connection(err) {
+        CONNECTION_LOST.with(|lost| lost.set(true));
     }
 }
 
@@ -241,6 +260,7 @@ impl DbPool {
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(conn) => conn.batch_execute("SELECT 1"),
         }
+        .inspect_err(note_failure)
         .map_err(PingError::Query)
     }
 
@@ -343,11 +363,12 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<DbPool, D
     let pool = |size: u32| {
         Pool::builder()
             .max_size(size)
-            // A local SQLite file cannot drop a connection, so checking each one
-            // with a query on every checkout would only cost time. A server's
-            // connections can die (a restart, a failover, an idle timeout): those
-            // are tested, and replaced, before a request gets one.
-            .test_on_check_out(backend == Backend::Mysql)
+            // Checking each connection with a query on every checkout would cost
+            // a round trip per request (a quarter of a MySQL read). A connection
+            // whose server went away (a restart, a failover, an idle timeout) is
+            // dropped when it comes back from the request that found out
+            // (`CONNECTION_LOST`), and the pool opens a new one.
+            .test_on_check_out(false)
             .connection_timeout(timeout)
             .build(manager())
             .map_err(|err| DbError::Connect {
@@ -529,6 +550,7 @@ pub(crate) use native;
 /// connection or a lock wait that timed out is `Unavailable` (retrying later may
 /// work), anything else `Internal`.
 fn repo_error(err: DieselError) -> RepoError {
+    note_failure(&err);
     if is_unavailable(&err) {
         RepoError::Unavailable(Box::new(err))
     } else {
@@ -545,6 +567,24 @@ fn is_unavailable(err: &DieselError) -> bool {
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let message = info.message();
             is_busy(message) || is_lost_server(message)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `err` leaves its connection unusable: closed, or its server gone.
+fn breaks_connection(err: &DieselError) -> bool {
+    const GONE: [&str; 5] = [
+        "server has gone away",
+        "Lost connection",
+        "Server shutdown in progress",
+        "Connection was killed",
+        "Commands out of sync",
+    ];
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(_, info) => {
+            GONE.iter().any(|gone| info.message().contains(gone))
         }
         _ => false,
     }
@@ -752,5 +792,59 @@ mod tests {
             repo_error(DieselError::NotFound),
             RepoError::Internal(_)
         ));
+    }
+
+    #[test]
+    fn a_connection_whose_server_went_away_is_not_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("p.db").display().to_string());
+        let manager = DbManager {
+            url: url.clone(),
+            lock_wait_secs: 1,
+        };
+        let mut conn = manager.connect().unwrap();
+        assert!(!manager.has_broken(&mut conn));
+        let failure = |message: &'static str| {
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
+        };
+        // A lock timeout leaves the connection usable; a lost server does not.
+        let _ = repo_error(failure(
+            "Lock wait timeout exceeded; try restarting transaction",
+        ));
+        assert!(!manager.has_broken(&mut conn));
+        let _ = repo_error(failure("Lost connection to server during query"));
+        assert!(manager.has_broken(&mut conn), "dropped on return");
+        // The mark went with that connection: the next one is fine.
+        assert!(!manager.has_broken(&mut conn));
+        // The pool drops it and hands out a new one: a TEMP table, which only
+        // its own connection sees, is gone.
+        let pool = Pool::builder()
+            .max_size(1)
+            .build(DbManager {
+                url,
+                lock_wait_secs: 1,
+            })
+            .unwrap();
+        let marked = |conn: &mut DbConnection| {
+            native!(conn, |conn| conn.batch_execute("SELECT * FROM temp.marker")).is_ok()
+        };
+        {
+            let mut first = pool.get().unwrap();
+            native!(&mut *first, |conn| conn
+                .batch_execute("CREATE TEMP TABLE marker (x)"))
+            .unwrap();
+        }
+        assert!(
+            marked(&mut pool.get().unwrap()),
+            "a healthy connection is reused"
+        );
+        {
+            let _checked_out = pool.get().unwrap();
+            let _ = repo_error(failure("MySQL server has gone away"));
+        }
+        assert!(
+            !marked(&mut pool.get().unwrap()),
+            "the lost connection was replaced"
+        );
     }
 }
