@@ -11,7 +11,7 @@ use safebox_domain::ports::{
     AttemptLimiter, LockoutPolicy, RateLimiter, RefreshRotation, SessionRepository,
 };
 use safebox_domain::{RepoError, Session, SessionId, SessionKind, Timestamp, TokenDigest, UserId};
-use safebox_infra::testing::{FaultyProxy, TestRedis, contracts, service_url};
+use safebox_infra::testing::{FaultyProxy, TestRedis, contracts, in_ci, service_url};
 use safebox_infra::{
     RedisAttemptLimiter, RedisConnectError, RedisRateLimiter, RedisSessionRepository,
     RedisSettings, RedisStore,
@@ -748,6 +748,21 @@ fn within<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{name} did not return within {limit:?}"))
 }
 
+/// A test Redis, a proxy in front of it, and a store that reaches it through
+/// the proxy; `None` when the test Redis is not configured.
+fn behind_a_proxy(test: &str) -> Option<(TestRedis, FaultyProxy, RedisStore)> {
+    let url = service_url(URL_VAR, test)?;
+    let Some((_, _, upstream)) = tcp_addr(&url) else {
+        assert!(!in_ci(), "{test}: {URL_VAR} must be a TCP URL in CI");
+        eprintln!("SKIPPED {test}: {URL_VAR} is not TCP");
+        return None;
+    };
+    let redis = TestRedis::connect(&url);
+    let proxy = FaultyProxy::start(&upstream.to_string());
+    let store = store_behind(&proxy, &url, &redis);
+    Some((redis, proxy, store))
+}
+
 /// A store on `redis`' prefix that reaches Redis through `proxy`.
 fn store_behind(proxy: &FaultyProxy, url: &str, redis: &TestRedis) -> RedisStore {
     let (host, port, _) = tcp_addr(url).unwrap();
@@ -782,21 +797,11 @@ fn eventually(op: impl Fn() -> bool) -> bool {
 
 #[test]
 fn a_redis_that_stops_answering_makes_operations_unavailable_quickly() {
-    let Some(url) = service_url(
-        URL_VAR,
-        "a_redis_that_stops_answering_makes_operations_unavailable_quickly",
-    ) else {
+    let Some((_redis, proxy, store)) =
+        behind_a_proxy("a_redis_that_stops_answering_makes_operations_unavailable_quickly")
+    else {
         return;
     };
-    let Some((_, _, upstream)) = tcp_addr(&url) else {
-        eprintln!(
-            "SKIPPED a_redis_that_stops_answering_makes_operations_unavailable_quickly: {URL_VAR} is not TCP"
-        );
-        return;
-    };
-    let redis = TestRedis::connect(&url);
-    let proxy = FaultyProxy::start(&upstream.to_string());
-    let store = store_behind(&proxy, &url, &redis);
     let sessions = RedisSessionRepository::new(store.clone());
     let t = now();
     let s = session(UserId::generate(), SessionKind::Cookie, t, t + 60);
@@ -835,21 +840,11 @@ fn a_redis_that_stops_answering_makes_operations_unavailable_quickly() {
 
 #[test]
 fn a_redis_that_went_away_makes_operations_unavailable_quickly() {
-    let Some(url) = service_url(
-        URL_VAR,
-        "a_redis_that_went_away_makes_operations_unavailable_quickly",
-    ) else {
+    let Some((_redis, proxy, store)) =
+        behind_a_proxy("a_redis_that_went_away_makes_operations_unavailable_quickly")
+    else {
         return;
     };
-    let Some((_, _, upstream)) = tcp_addr(&url) else {
-        eprintln!(
-            "SKIPPED a_redis_that_went_away_makes_operations_unavailable_quickly: {URL_VAR} is not TCP"
-        );
-        return;
-    };
-    let redis = TestRedis::connect(&url);
-    let proxy = FaultyProxy::start(&upstream.to_string());
-    let store = store_behind(&proxy, &url, &redis);
     let limiter = RedisAttemptLimiter::new(store.clone());
     limiter
         .record_failure("k", Timestamp(now()), &policy())
