@@ -377,13 +377,13 @@ const HASHING_ALLOWANCE: Duration = Duration::from_secs(5);
 
 /// How long a request's storage work may take (see [`crate::blocking`]): the
 /// longer of the database's and Redis's own timeouts, which end most failures
-/// first, plus a second.
+/// first, plus half a second.
 fn work_deadline(config: &Config) -> Duration {
     let redis = config
         .redis_url
         .as_ref()
         .map_or(Duration::ZERO, |_| config.redis_timeout);
-    config.db_timeout.max(redis) + Duration::from_secs(1)
+    config.db_timeout.max(redis) + Duration::from_millis(500)
 }
 
 /// The blocking threads each worker may use: the database pool shared out among

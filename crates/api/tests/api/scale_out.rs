@@ -280,9 +280,9 @@ async fn with_redis_sessions_live_in_redis_and_expire_with_their_lifetime() {
 // Faults: a dependency that goes away, or freezes, under requests
 
 /// How long a request may take to be refused while a dependency is down or
-/// frozen: the storage deadline (SAFEBOX_DB_TIMEOUT 2 s + 1 s) and some slack
+/// frozen: the storage deadline (SAFEBOX_DB_TIMEOUT 2 s + 0.5 s) and some slack
 /// for a loaded test machine.
-const REFUSAL_BOUND: Duration = Duration::from_millis(3_800);
+const REFUSAL_BOUND: Duration = Duration::from_millis(3_200);
 
 /// `url` (`scheme://user:pw@host:port/…`) pointed at a fresh proxy to its host.
 fn through_proxy(url: &str) -> (String, FaultyProxy) {
