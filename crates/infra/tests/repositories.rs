@@ -741,3 +741,55 @@ safebox_infra::backend_tests!(open_store =>
     dropping_the_audit_log_writes_what_is_queued,
     an_exhausted_pool_is_unavailable_not_a_hang,
 );
+
+/// `ssl_mode=required` must never end in a plaintext connection: either the
+/// connection is encrypted, or opening the database fails saying why.
+#[cfg(feature = "mysql")]
+#[test]
+fn mysql_ssl_mode_required_never_connects_in_plaintext() {
+    use diesel::sql_types::Text;
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    #[derive(QueryableByName)]
+    struct Status {
+        #[diesel(sql_type = Text)]
+        #[diesel(column_name = "Value")]
+        value: String,
+    }
+    let Some(database) = TestDatabase::mysql("mysql_ssl_mode_required_never_connects_in_plaintext")
+    else {
+        return;
+    };
+    let separator = if database.url().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let url = format!("{}{separator}ssl_mode=required", database.url());
+    match db::connect(&url, 1, Duration::from_secs(2)) {
+        Ok(pool) => {
+            let mut conn = pool.get().unwrap();
+            let db::DbConnection::Mysql(conn) = &mut *conn else {
+                panic!("a mysql:// URL opened something else")
+            };
+            let cipher: Vec<Status> = diesel::sql_query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                .load(conn)
+                .unwrap();
+            assert!(
+                cipher.iter().any(|s| !s.value.is_empty()),
+                "connected in plaintext"
+            );
+        }
+        Err(err) => {
+            let err = err.to_string().to_lowercase();
+            assert!(
+                err.contains("not encrypted") || err.contains("ssl") || err.contains("tls"),
+                "{err}"
+            );
+            assert!(
+                !err.contains(":safebox_test@"),
+                "the password is redacted: {err}"
+            );
+        }
+    }
+}

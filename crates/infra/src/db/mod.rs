@@ -175,6 +175,9 @@ impl ManageConnection for DbManager {
                     self.lock_wait_secs
                 ))
                 .map_err(Error::QueryError)?;
+                mysql::check_tls(&mut conn, url).map_err(|problem| {
+                    Error::ConnectionError(diesel::ConnectionError::BadConnection(problem))
+                })?;
                 Ok(DbConnection::Mysql(conn))
             }
             #[cfg(not(feature = "mysql"))]
@@ -316,7 +319,9 @@ impl PingError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Checkout(_) => "timed out waiting for a connection",
-            Self::Query(DieselError::DatabaseError(_, info)) if is_busy(info.message()) => {
+            Self::Query(DieselError::DatabaseError(_, info))
+                if is_busy(&info.message().to_ascii_lowercase()) =>
+            {
                 "database is locked"
             }
             Self::Query(err) if is_unavailable(err) => "connection lost",
@@ -449,6 +454,47 @@ mod mysql {
     const LOCK_WAIT_SECS: i32 = 120;
 
     #[derive(QueryableByName)]
+    struct Status {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = "Value")]
+        value: String,
+    }
+
+    /// Fails when the URL asks for TLS (`ssl_mode` `required`, `verify_ca` or
+    /// `verify_identity`) and the connection is not encrypted. libmariadb, the
+    /// client library Debian builds link, ignores diesel's `ssl_mode` and
+    /// connects in plaintext; this makes that an error instead of a silent
+    /// downgrade.
+    pub(super) fn check_tls(conn: &mut MysqlConnection, url: &str) -> Result<(), String> {
+        let Some(mode) = ssl_mode(url) else {
+            return Ok(());
+        };
+        if !matches!(mode.as_str(), "required" | "verify_ca" | "verify_identity") {
+            return Ok(());
+        }
+        let cipher: Vec<Status> = diesel::sql_query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .load(conn)
+            .map_err(|err| format!("cannot check that the connection is encrypted: {err}"))?;
+        if cipher.iter().any(|status| !status.value.is_empty()) {
+            return Ok(());
+        }
+        Err(format!(
+            "ssl_mode={mode} was asked for, but the connection is not encrypted: this build's \
+             MySQL client library does not apply ssl_mode (libmariadb ignores it); build \
+             against libmysqlclient, or reach the server over a TLS tunnel and drop ssl_mode"
+        ))
+    }
+
+    /// The `ssl_mode` query parameter of a `mysql://` URL, in lower case.
+    fn ssl_mode(url: &str) -> Option<String> {
+        let query = url.split_once('?')?.1;
+        query.split('&').find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name == "ssl_mode").then(|| value.to_ascii_lowercase())
+        })
+    }
+
+    #[derive(QueryableByName)]
     struct Locked {
         #[diesel(sql_type = Nullable<Integer>)]
         locked: Option<i32>,
@@ -514,11 +560,19 @@ where
     // the outer one ends the transaction begun above.
     match f(conn) {
         Ok(value) => {
+            // A commit that fails on a lost connection comes back as diesel's
+            // RollbackErrorOnCommit: the outcome is unknown (503), and
+            // `repo_error` marks the connection.
             DbConnection::commit_transaction(conn)?;
             Ok(value)
         }
         Err(err) => {
-            DbConnection::rollback_transaction(conn)?;
+            // The error that ended the transaction is the one to report. A
+            // rollback that fails too (the connection is gone) only means the
+            // connection must not be used again.
+            if DbConnection::rollback_transaction(conn).is_err() {
+                CONNECTION_LOST.with(|lost| lost.set(true));
+            }
             Err(err)
         }
     }
@@ -564,53 +618,63 @@ fn is_unavailable(err: &DieselError) -> bool {
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
             _,
         ) => true,
-        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-            let message = info.message();
-            is_busy(message) || is_lost_server(message)
+        DieselError::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            is_busy(&message) || mentions(&message, &UNAVAILABLE)
         }
+        // A commit that failed, and the rollback after it too: whether the
+        // transaction committed is unknown.
+        DieselError::RollbackErrorOnCommit { .. } | DieselError::BrokenTransactionManager => true,
         _ => false,
     }
 }
 
-/// Whether `err` leaves its connection unusable: closed, or its server gone.
+/// Whether `err` leaves its connection unusable: closed, its server gone, or
+/// its transaction state unknown.
 fn breaks_connection(err: &DieselError) -> bool {
-    const GONE: [&str; 5] = [
-        "server has gone away",
-        "Lost connection",
-        "Server shutdown in progress",
-        "Connection was killed",
-        "Commands out of sync",
-    ];
     match err {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
         DieselError::DatabaseError(_, info) => {
-            GONE.iter().any(|gone| info.message().contains(gone))
+            mentions(&info.message().to_ascii_lowercase(), &GONE)
         }
+        DieselError::RollbackErrorOnCommit { .. } | DieselError::BrokenTransactionManager => true,
         _ => false,
     }
 }
 
-fn is_busy(message: &str) -> bool {
-    message.contains("database is locked") || message.contains("database is busy")
+/// Whether the lower-case `message` contains one of `words`.
+fn mentions(message: &str, words: &[&str]) -> bool {
+    words.iter().any(|word| message.contains(word))
 }
 
-/// The client library's and the server's words for a connection or server that
-/// went away, and for a lock wait or transaction that lost to another (MySQL,
-/// MariaDB, TiDB): retrying later may work.
-fn is_lost_server(message: &str) -> bool {
-    const LOST: [&str; 9] = [
-        "server has gone away",
-        "Lost connection",
-        "Can't connect",
-        "Server shutdown in progress",
-        "Connection was killed",
-        "Lock wait timeout exceeded",
-        "Deadlock found",
-        "Unknown MySQL server host",
-        // TiDB's optimistic transactions, when another committed first.
-        "Write conflict",
-    ];
-    LOST.iter().any(|lost| message.contains(lost))
+/// The words, in lower case, of libmysqlclient, libmariadb and the servers
+/// (MySQL, MariaDB, TiDB) for a connection or server that went away.
+const GONE: [&str; 5] = [
+    "server has gone away",
+    "lost connection",
+    "server shutdown in progress",
+    "connection was killed",
+    "commands out of sync",
+];
+
+/// [`GONE`], and the words for a server that cannot be reached, a lock wait or
+/// a transaction that lost to another: retrying later may work.
+const UNAVAILABLE: [&str; 10] = [
+    "server has gone away",
+    "lost connection",
+    "server shutdown in progress",
+    "connection was killed",
+    "can't connect",
+    "unknown mysql server host",
+    "unknown server host",
+    "lock wait timeout exceeded",
+    "deadlock found",
+    // TiDB's optimistic transactions, when another committed first.
+    "write conflict",
+];
+
+fn is_busy(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
 }
 
 #[cfg(test)]
@@ -774,9 +838,17 @@ mod tests {
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(Info(message)))
         };
         for message in [
+            // libmysqlclient
             "MySQL server has gone away",
+            "Lost connection to MySQL server during query",
+            // libmariadb
+            "Server has gone away",
             "Lost connection to server during query",
+            "Can't connect to server on '127.0.0.1' (111)",
+            "Unknown server host 'db.invalid' (-2)",
+            // the servers
             "Lock wait timeout exceeded; try restarting transaction",
+            "Write conflict, txnStartTS=1, conflictStartTS=2 [try again later]",
             "database is locked",
         ] {
             assert!(
@@ -792,6 +864,12 @@ mod tests {
             repo_error(DieselError::NotFound),
             RepoError::Internal(_)
         ));
+        // A commit whose outcome is unknown is a 503, never a 500.
+        let lost_commit = DieselError::RollbackErrorOnCommit {
+            rollback_error: Box::new(error("Server has gone away")),
+            commit_error: Box::new(error("Lost connection to server during query")),
+        };
+        assert!(matches!(repo_error(lost_commit), RepoError::Unavailable(_)));
     }
 
     #[test]
@@ -814,6 +892,9 @@ mod tests {
         assert!(!manager.has_broken(&mut conn));
         let _ = repo_error(failure("Lost connection to server during query"));
         assert!(manager.has_broken(&mut conn), "dropped on return");
+        // libmariadb's capitalisation too.
+        let _ = repo_error(failure("Server has gone away"));
+        assert!(manager.has_broken(&mut conn));
         // The mark went with that connection: the next one is fine.
         assert!(!manager.has_broken(&mut conn));
         // The pool drops it and hands out a new one: a TEMP table, which only
