@@ -87,12 +87,13 @@ impl ManageAccount {
             origin,
             AuditAction::UserDelete,
             |user| {
+                // Sessions may be kept outside the database (in Redis), where
+                // deleting the account does not reach them. They end first: if
+                // the deletion then fails, the account is only logged out.
+                self.ports.sessions.end_all(&user.id)?;
                 if !self.ports.users.delete(&user.id)? {
                     return Err(ManageAccountError::NotFound);
                 }
-                // Sessions may be kept outside the database (in Redis), where
-                // deleting the account does not reach them.
-                self.ports.sessions.end_all(&user.id)?;
                 Ok(())
             },
         )
@@ -297,6 +298,7 @@ mod tests {
         let (mut mocks, session) = mocks_for(&alice, &user("bob"));
         mocks.users.expect_update_data().returning(|_, _| Ok(false));
         mocks.users.expect_delete().returning(|_| Ok(false));
+        mocks.sessions.expect_end_all().returning(|_| Ok(0));
         let (ports, audit) = mocks.ports();
         let manage = ManageAccount::new(&ports);
         let credential = credential(&session);

@@ -267,7 +267,13 @@ impl Refresh {
             now,
         )?;
         let session = match rotation {
-            RefreshRotation::Rotated(session) if session.is_live(now) => session,
+            // A session may outlive its account where sessions are kept apart
+            // from accounts (Redis): such a session ends here.
+            RefreshRotation::Rotated(session)
+                if session.is_live(now) && ports.users.find_by_id(&session.user_id)?.is_some() =>
+            {
+                session
+            }
             RefreshRotation::Rotated(expired) => {
                 ports.sessions.end(&expired.id)?;
                 audit(
@@ -605,6 +611,13 @@ mod tests {
         let session = session_of(&alice);
         let mut mocks = refresh_mocks(RefreshRotation::Rotated(session.clone()));
         let (owner, id) = (alice.id, session.id);
+        let account = alice.clone();
+        mocks
+            .users
+            .expect_find_by_id()
+            .withf(move |user| *user == owner)
+            .times(1)
+            .returning(move |_| Ok(Some(account.clone())));
         mocks
             .tokens
             .expect_issue()
@@ -634,6 +647,29 @@ mod tests {
         let (result, recorded) = refresh(mocks);
         assert!(matches!(result, Err(RefreshError::Invalid)));
         assert_eq!(recorded, [(A::RefreshReuse, O::Failure, Some(alice.id))]);
+    }
+
+    #[test]
+    fn the_refresh_token_of_a_deleted_account_is_invalid_and_ends_its_session() {
+        let alice = user("alice");
+        let session = session_of(&alice);
+        let mut mocks = refresh_mocks(RefreshRotation::Rotated(session.clone()));
+        mocks
+            .users
+            .expect_find_by_id()
+            .times(1)
+            .returning(|_| Ok(None));
+        let id = session.id;
+        mocks
+            .sessions
+            .expect_end()
+            .withf(move |ended| *ended == id)
+            .times(1)
+            .returning(|_| Ok(true));
+        mocks.tokens.expect_issue().never();
+        let (result, recorded) = refresh(mocks);
+        assert!(matches!(result, Err(RefreshError::Invalid)));
+        assert_eq!(recorded, [(A::TokenRefresh, O::Failure, Some(alice.id))]);
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub fn copy(
     let mut source = from.reads.get()?;
     // The source's summary is taken from the rows as they are copied, inside
     // its snapshot: servers may go on writing to it meanwhile.
-    let expected = source.transaction(|source| {
+    let expected = snapshot(&mut source, |source| {
         write_transaction(&mut target, |target| copy_all(source, target, progress))
     })?;
     drop(target);
@@ -147,7 +147,7 @@ pub fn copy(
 /// Every table's row count and digest, read in one transaction.
 pub fn summarize(pool: &DbPool) -> Result<Vec<TableSummary>, CopyError> {
     let mut conn: Conn = pool.reads.get()?;
-    let summary = conn.transaction(|conn| {
+    let summary = snapshot(&mut conn, |conn| {
         TABLES
             .into_iter()
             .map(|table| {
@@ -167,6 +167,38 @@ pub fn summarize(pool: &DbPool) -> Result<Vec<TableSummary>, CopyError> {
             .collect::<Result<Vec<_>, _>>()
     })?;
     Ok(summary)
+}
+
+/// Runs `f` in a read-only transaction that sees one snapshot of the whole
+/// database. On SQLite (WAL) a read transaction is one from its first read. On
+/// MySQL it takes asking for: `REPEATABLE READ` whatever the server's default,
+/// and the snapshot taken at once (`WITH CONSISTENT SNAPSHOT`).
+fn snapshot<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DieselError>,
+) -> Result<T, DieselError> {
+    use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
+    match conn {
+        DbConnection::Sqlite(conn) => AnsiTransactionManager::begin_transaction(conn)?,
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(conn) => {
+            conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
+            AnsiTransactionManager::begin_transaction_sql(
+                conn,
+                "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            )?;
+        }
+    }
+    match f(conn) {
+        Ok(value) => {
+            DbConnection::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = DbConnection::rollback_transaction(conn);
+            Err(err)
+        }
+    }
 }
 
 fn count(conn: &mut DbConnection, table: &str) -> Result<u64, DieselError> {

@@ -126,7 +126,9 @@ impl DatabaseUrl {
     /// The URL with any password replaced, for messages.
     pub fn redacted(&self) -> String {
         match self {
-            Self::Sqlite(path) => format!("sqlite://{path}"),
+            // A mistyped MySQL URL (`mysql:/user:pw@host`) is taken for a path:
+            // it is redacted like any URL.
+            Self::Sqlite(path) => redact_url(&format!("sqlite://{path}")),
             Self::Mysql(url) => redact_url(url),
         }
     }
@@ -448,10 +450,12 @@ mod mysql {
 
     use super::MYSQL_MIGRATIONS;
 
-    /// The name of the lock instances take while they migrate.
-    const LOCK: &str = "safebox_migrations";
-    /// How long an instance waits for another's migration to finish.
+    /// How long an instance waits for another's migration to finish, and how
+    /// long a migration's statements wait for row locks.
     const LOCK_WAIT_SECS: i32 = 120;
+    /// The lock's name: named locks are server-wide, so it names the database
+    /// (hashed, to stay within the 64 characters a name may have).
+    const LOCK: &str = "CONCAT('safebox_migrations:', SHA1(DATABASE()))";
 
     #[derive(QueryableByName)]
     struct Status {
@@ -505,9 +509,18 @@ mod mysql {
     /// find nothing left to do.
     pub(super) fn migrate_locked(conn: &mut MysqlConnection) -> Result<Vec<String>, BoxError> {
         let taken: Locked = diesel::sql_query(format!(
-            "SELECT GET_LOCK('{LOCK}', {LOCK_WAIT_SECS}) AS locked"
+            "SELECT GET_LOCK({LOCK}, {LOCK_WAIT_SECS}) AS locked"
         ))
         .get_result(conn)?;
+        // A migration on a live database may wait for rows that requests hold
+        // (migration 000004 updates every secret): longer than a request would.
+        // The connection goes back to the pool with this setting changed, so
+        // it is dropped there (CONNECTION_LOST) and the pool opens a fresh one.
+        super::CONNECTION_LOST.with(|lost| lost.set(true));
+        diesel::sql_query(format!(
+            "SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_SECS}"
+        ))
+        .execute(conn)?;
         if taken.locked != Some(1) {
             return Err(format!(
                 "another instance held the migration lock for over {LOCK_WAIT_SECS} s"
@@ -517,7 +530,7 @@ mod mysql {
         let applied = conn
             .run_pending_migrations(MYSQL_MIGRATIONS)
             .map(|applied| applied.iter().map(ToString::to_string).collect());
-        let released = diesel::sql_query(format!("DO RELEASE_LOCK('{LOCK}')")).execute(conn);
+        let released = diesel::sql_query(format!("DO RELEASE_LOCK({LOCK})")).execute(conn);
         let applied = applied?;
         released?;
         Ok(applied)
