@@ -177,11 +177,12 @@ fn snapshot<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, DieselError>,
 ) -> Result<T, DieselError> {
-    use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
     match conn {
         DbConnection::Sqlite(conn) => AnsiTransactionManager::begin_transaction(conn)?,
         #[cfg(feature = "mysql")]
         DbConnection::Mysql(conn) => {
+            use diesel::connection::SimpleConnection as _;
             conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
             AnsiTransactionManager::begin_transaction_sql(
                 conn,

@@ -69,15 +69,25 @@ impl RedisAttemptLimiter {
     }
 }
 
+/// The Redis name of a lockout key: a SHA-256 digest (hex) of it, so that what
+/// a client typed (an email or username of an unknown account) is neither
+/// stored nor able to make a long key.
+fn attempt_key(store: &RedisStore, kind: &str, key: &str) -> String {
+    use sha2::Digest as _;
+    store.key(kind, &hex::encode(sha2::Sha256::digest(key.as_bytes())))
+}
+
 fn ttl_secs(secs: u64) -> u64 {
     secs.saturating_add(TTL_SLACK_SECS).clamp(1, MAX_TTL_SECS)
 }
 
 impl AttemptLimiter for RedisAttemptLimiter {
     fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<u64>, RepoError> {
-        let until: Option<String> = self
-            .store
-            .run(|conn| redis::cmd("GET").arg(self.store.key(LOCK, key)).query(conn))?;
+        let until: Option<String> = self.store.run(|conn| {
+            redis::cmd("GET")
+                .arg(attempt_key(&self.store, LOCK, key))
+                .query(conn)
+        })?;
         let Some(until) = until else {
             return Ok(None);
         };
@@ -97,8 +107,8 @@ impl AttemptLimiter for RedisAttemptLimiter {
         let window = i64::try_from(policy.window_secs).unwrap_or(i64::MAX);
         let duration = i64::try_from(policy.duration_secs).unwrap_or(i64::MAX);
         let mut call = RECORD_FAILURE.prepare_invoke();
-        call.key(self.store.key(FAILURES, key))
-            .key(self.store.key(LOCK, key))
+        call.key(attempt_key(&self.store, FAILURES, key))
+            .key(attempt_key(&self.store, LOCK, key))
             .arg(now)
             .arg(now.saturating_sub(window))
             .arg(policy.threshold.max(1))
@@ -113,8 +123,8 @@ impl AttemptLimiter for RedisAttemptLimiter {
         // Like the in-memory limiter, forgetting a key forgets its lock too.
         self.store.run(|conn| {
             redis::cmd("DEL")
-                .arg(self.store.key(FAILURES, key))
-                .arg(self.store.key(LOCK, key))
+                .arg(attempt_key(&self.store, FAILURES, key))
+                .arg(attempt_key(&self.store, LOCK, key))
                 .query::<i64>(conn)
         })?;
         Ok(())

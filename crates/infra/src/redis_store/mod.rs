@@ -14,8 +14,8 @@
 //! | `P refresh:{digest}` | hash | `session` (its session's id) and `spent` (when it was rotated away; absent while live) | with its session |
 //! | `P session-refresh:{id}` | set | the digests of every refresh token of the session, spent or live | with its session |
 //! | `P user-sessions:{user}` | sorted set | the user's session ids, scored by `created_at` | with the user's last session |
-//! | `P attempt-failures:{key}` | list | times of the key's recent login failures, oldest first | a window after the last failure |
-//! | `P attempt-lock:{key}` | string | when the key's lock lifts (unix seconds) | when the lock lifts |
+//! | `P attempt-failures:{sha256(key)}` | list | times of the key's recent login failures, oldest first | a window after the last failure |
+//! | `P attempt-lock:{sha256(key)}` | string | when the key's lock lifts (unix seconds) | when the lock lifts |
 //! | `P rate:{key}` | hash | the token bucket: `tokens` and `at` (Redis time, µs) | once the bucket would be full again |
 //!
 //! (`P session:` means the prefix immediately followed by `session:`.)
@@ -213,6 +213,10 @@ impl RedisStore {
         manager
             .is_valid(&mut probe)
             .map_err(|err| connect_error(&url, settings.timeout, &err))?;
+        check_server(&mut probe.inner).map_err(|cause| RedisConnectError::Failed {
+            url: url.clone(),
+            cause,
+        })?;
         drop(probe);
         let pool = Pool::builder()
             .max_size(settings.pool_size)
@@ -294,12 +298,58 @@ impl RedisStore {
     }
 }
 
+/// Checks what the adapters rely on: Redis 7.0 or newer (the scripts use
+/// `EXPIRETIME`). Warns when Redis may evict keys: an evicted lock lifts a
+/// lockout, and an evicted spent refresh token lets its replay pass unnoticed.
+fn check_server(conn: &mut redis::Connection) -> Result<(), String> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(conn)
+        .map_err(|err| format!("INFO server failed: {err}"))?;
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .unwrap_or("");
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(0);
+    if major < 7 {
+        return Err(format!(
+            "Redis 7.0 or newer is needed, and this server is {:?}",
+            if version.is_empty() {
+                "of an unknown version"
+            } else {
+                version
+            }
+        ));
+    }
+    // CONFIG may be renamed or refused (managed services): then nothing is known.
+    let policy: Result<Vec<String>, RedisError> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query(conn);
+    if let Ok(policy) = policy
+        && let Some(policy) = policy.get(1)
+        && policy != "noeviction"
+    {
+        tracing::warn!(
+            maxmemory_policy = %policy,
+            "Redis may evict keys when it is full: an evicted key can lift a lockout or let a \
+             replayed refresh token pass. Set maxmemory-policy noeviction."
+        );
+    }
+    Ok(())
+}
+
 /// Maps a Redis failure to the ports' error: the network, timeouts and a server
 /// that is loading, failing over or out of memory are `Unavailable` (retrying
 /// later may work); anything else, such as a reply of the wrong shape, is
 /// `Internal`.
 pub(crate) fn repo_error(err: RedisError) -> RepoError {
-    const TRANSIENT: [&str; 8] = [
+    const TRANSIENT: [&str; 10] = [
         "BUSY",
         "LOADING",
         "TRYAGAIN",
@@ -308,6 +358,10 @@ pub(crate) fn repo_error(err: RedisError) -> RepoError {
         "READONLY",
         "OOM",
         "NOAUTH",
+        // Writes refused while a snapshot cannot be saved, or while too few
+        // replicas are connected (min-replicas-to-write).
+        "MISCONF",
+        "NOREPLICAS",
     ];
     let transient = err.is_io_error()
         || err.kind() == ErrorKind::AuthenticationFailed
