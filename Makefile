@@ -55,7 +55,7 @@ test-notices:
 # made ready by .ci/services (which needs root: it may install and start them).
 # Without nextest, every test runs.
 define service_tests
-	@set -e; eval "$$(.ci/services $(2))"; \
+	@set -e; services="$$(.ci/services $(2))"; eval "$$services"; \
 	if [ -n "$(NEXTEST)" ]; then \
 		$(CARGO) nextest run --workspace $(MYSQL_FEATURES) --no-fail-fast -E '$(1)'; \
 	else \
@@ -74,7 +74,8 @@ test-redis:
 
 ## test-all: set up MariaDB and Redis, then run every test with both
 test-all:
-	@set -e; eval "$$(.ci/services mysql redis)"; $(MAKE) --no-print-directory test TEST_FEATURES="$(MYSQL_FEATURES)"
+	@set -e; services="$$(.ci/services mysql redis)"; eval "$$services"; \
+	$(MAKE) --no-print-directory test TEST_FEATURES="$(MYSQL_FEATURES)"
 
 ## fmt: format the code
 fmt:

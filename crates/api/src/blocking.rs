@@ -9,7 +9,9 @@
 //! read timeout. The deadline bounds that case. The request is answered with 503;
 //! the thread still waits for its query, and work that had not started when the
 //! deadline passed is skipped, so that a backlog does not run, stale, once the
-//! dependency is back.
+//! dependency is back. Work that is running waits for connections only until the
+//! deadline (`safebox_infra::deadline`); a statement already sent may still
+//! finish after it.
 
 use std::time::{Duration, Instant};
 
@@ -34,12 +36,14 @@ where
 }
 
 /// `job`, made to do nothing (and return `None`) when it starts at or after
-/// `expires`: its caller has given up on it.
+/// `expires`: its caller has given up on it. While it runs, `expires` is the
+/// thread's deadline, which bounds every wait for a database or Redis
+/// connection ([`safebox_infra::deadline`]).
 pub(crate) fn unless_expired<F, R>(expires: Instant, job: F) -> impl FnOnce() -> Option<R>
 where
     F: FnOnce() -> R,
 {
-    move || (Instant::now() < expires).then(job)
+    move || (Instant::now() < expires).then(|| safebox_infra::deadline::run_until(expires, job))
 }
 
 /// The error of a request that ran out of time; logged at most once a second.

@@ -14,6 +14,7 @@ mod clock;
 pub mod config;
 mod crypto;
 pub mod db;
+pub mod deadline;
 mod limits;
 mod redact;
 mod redis_store;

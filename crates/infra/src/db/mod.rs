@@ -538,15 +538,20 @@ mod mysql {
 }
 
 fn checkout(pool: &DbPool) -> Result<Conn, RepoError> {
-    pool.reads
-        .get()
-        .map_err(|err| RepoError::Unavailable(Box::new(err)))
+    checkout_from(&pool.reads)
 }
 
 /// A connection of the write pool; see [`DbPool`].
 fn checkout_write(pool: &DbPool) -> Result<Conn, RepoError> {
-    pool.writes
-        .get()
+    checkout_from(&pool.writes)
+}
+
+/// A connection of `pool`, waiting at most its timeout, or less when the
+/// request's deadline comes sooner ([`crate::deadline`]).
+fn checkout_from(pool: &DbConnPool) -> Result<Conn, RepoError> {
+    let wait = crate::deadline::bounded(pool.connection_timeout())
+        .ok_or_else(|| RepoError::Unavailable(Box::new(crate::deadline::DeadlinePassed)))?;
+    pool.get_timeout(wait)
         .map_err(|err| RepoError::Unavailable(Box::new(err)))
 }
 

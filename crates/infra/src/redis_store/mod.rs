@@ -281,9 +281,11 @@ impl RedisStore {
         &self,
         op: impl FnOnce(&mut redis::Connection) -> Result<T, RedisError>,
     ) -> Result<T, RepoError> {
+        let wait = crate::deadline::bounded(self.pool.connection_timeout())
+            .ok_or_else(|| RepoError::Unavailable(Box::new(crate::deadline::DeadlinePassed)))?;
         let mut conn = self
             .pool
-            .get()
+            .get_timeout(wait)
             .map_err(|err| RepoError::Unavailable(Box::new(err)))?;
         op(&mut conn.inner).map_err(|err| {
             conn.mark_broken_if_lost(&err);
