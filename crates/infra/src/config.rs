@@ -378,12 +378,7 @@ impl Config {
             ("data_dir", quoted(&self.data_dir.display().to_string())),
             (
                 "database_url",
-                quoted(
-                    &crate::db::DatabaseUrl::parse(&self.effective_database_url()).map_or_else(
-                        |_| crate::redact_url(&self.effective_database_url()),
-                        |url| url.redacted(),
-                    ),
-                ),
+                quoted(&redacted_database_url(&self.effective_database_url())),
             ),
             ("master_key", redacted(self.master_key.is_some())),
             ("master_keys", format!("[{ring}]")),
@@ -922,6 +917,12 @@ fn key_of(var: &str) -> String {
 /// The variable of the config file key `key`: `port` is `SAFEBOX_PORT`.
 fn var_of(key: &str) -> String {
     format!("SAFEBOX_{}", key.to_ascii_uppercase())
+}
+
+/// `url` as `config check` shows it: as the database layer prints it when it
+/// parses, else with any password replaced.
+fn redacted_database_url(url: &str) -> String {
+    crate::db::DatabaseUrl::parse(url).map_or_else(|_| crate::redact_url(url), |url| url.redacted())
 }
 
 /// Reads a TOML config file into key-value text, as the environment would hold

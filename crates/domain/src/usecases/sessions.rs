@@ -598,6 +598,22 @@ mod tests {
         mocks
     }
 
+    /// Refreshes with `mocks`, which must end `session` and issue nothing;
+    /// returns what was audited.
+    fn refused_ending(mut mocks: Mocks, session: &Session) -> Recorded {
+        let id = session.id;
+        mocks
+            .sessions
+            .expect_end()
+            .withf(move |ended| *ended == id)
+            .times(1)
+            .returning(|_| Ok(true));
+        mocks.tokens.expect_issue().never();
+        let (result, recorded) = refresh(mocks);
+        assert!(matches!(result, Err(RefreshError::Invalid)));
+        recorded
+    }
+
     fn refresh(mocks: Mocks) -> (Result<Refreshed, RefreshError>, Recorded) {
         let (ports, audit) = mocks.ports();
         let result = Refresh::new(&ports)
@@ -635,17 +651,8 @@ mod tests {
     fn a_replayed_refresh_token_ends_the_whole_session() {
         let alice = user("alice");
         let session = session_of(&alice);
-        let mut mocks = refresh_mocks(RefreshRotation::Reused(session.clone()));
-        let id = session.id;
-        mocks
-            .sessions
-            .expect_end()
-            .withf(move |ended| *ended == id)
-            .times(1)
-            .returning(|_| Ok(true));
-        mocks.tokens.expect_issue().never();
-        let (result, recorded) = refresh(mocks);
-        assert!(matches!(result, Err(RefreshError::Invalid)));
+        let mocks = refresh_mocks(RefreshRotation::Reused(session.clone()));
+        let recorded = refused_ending(mocks, &session);
         assert_eq!(recorded, [(A::RefreshReuse, O::Failure, Some(alice.id))]);
     }
 
@@ -659,16 +666,7 @@ mod tests {
             .expect_find_by_id()
             .times(1)
             .returning(|_| Ok(None));
-        let id = session.id;
-        mocks
-            .sessions
-            .expect_end()
-            .withf(move |ended| *ended == id)
-            .times(1)
-            .returning(|_| Ok(true));
-        mocks.tokens.expect_issue().never();
-        let (result, recorded) = refresh(mocks);
-        assert!(matches!(result, Err(RefreshError::Invalid)));
+        let recorded = refused_ending(mocks, &session);
         assert_eq!(recorded, [(A::TokenRefresh, O::Failure, Some(alice.id))]);
     }
 
