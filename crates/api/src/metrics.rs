@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -29,6 +30,7 @@ use safebox_infra::RedisConnections;
 use safebox_infra::db::PoolConnections;
 
 use crate::hashing::HashingStats;
+use crate::request_id::RouteLabel;
 
 /// The route label of a request that matched no route.
 pub(crate) const UNMATCHED: &str = "unmatched";
@@ -383,16 +385,22 @@ pub(crate) async fn track(
     let started = Instant::now();
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
-        let (status, pattern) = match &result {
-            Ok(response) => (response.status(), response.request().match_pattern()),
-            Err(err) => (err.as_response_error().status_code(), None),
+        let (status, route) = match &result {
+            // Worked out by `request_id::assign`, the outermost middleware.
+            Ok(response) => (
+                response.status(),
+                response
+                    .request()
+                    .extensions()
+                    .get::<RouteLabel>()
+                    .map_or_else(
+                        || route_label(response.request().match_pattern()),
+                        |route| route.0.clone(),
+                    ),
+            ),
+            Err(err) => (err.as_response_error().status_code(), UNMATCHED.to_owned()),
         };
-        metrics.observe_request(
-            method,
-            route_label(pattern),
-            status.as_u16(),
-            started.elapsed(),
-        );
+        metrics.observe_request(method, route, status.as_u16(), started.elapsed());
     }
     result
 }

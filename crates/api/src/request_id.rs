@@ -1,11 +1,16 @@
-//! Request ids: every request gets one, every response echoes it in
-//! `X-Request-Id`, and every log line written while serving the request carries it
-//! (as the `request_id` field of the request's span).
+//! Request ids and the request's span: every request gets an id, every response
+//! echoes it in `X-Request-Id`, and every log line written while serving the
+//! request carries it (as the `request_id` field of the request's span).
 //!
 //! A client's (or a proxy's) `X-Request-Id` is kept when it is 1 to 128
 //! characters of `A-Z a-z 0-9 . _ -`, so a trace can be followed across services;
 //! anything else is replaced by a fresh UUID v4, so a header can never smuggle
 //! control characters or markup into logs.
+//!
+//! The span is made for every request, so it holds only what a log line needs
+//! to be traced back: the id, the method, the route template and the client IP
+//! (from the configured source, `SAFEBOX_CLIENT_IP_SOURCE`). Never the path or
+//! query, which can hold a secret's name or a username.
 
 use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
@@ -13,10 +18,13 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use actix_web::web::Data;
+use safebox_infra::ClientIpSource;
+use tracing::{Instrument as _, Span};
 
+use crate::extract::ClientIp;
 use crate::metrics::route_label;
+use crate::state::AppState;
 
 /// The header.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,6 +43,11 @@ impl RequestId {
     }
 }
 
+/// The route template the request matched (see [`route_label`]), in its
+/// extensions: worked out once, for the span and for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteLabel(pub(crate) String);
+
 /// Whether `id` may be used as a request id as given.
 fn acceptable(id: &str) -> bool {
     (1..=MAX_LEN).contains(&id.len())
@@ -52,9 +65,25 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), ToOwned::to_owned)
 }
 
-/// Middleware, outermost: settles the request id, stores it in the request's
-/// extensions (for [`SafeboxRootSpan`]) and sets `X-Request-Id` on the response,
-/// whatever the response is (errors, 404s and middleware failures included).
+/// The span every log line of the request is written in.
+fn request_span(req: &ServiceRequest, id: &str, route: &str) -> Span {
+    let source = req
+        .app_data::<Data<AppState>>()
+        .map_or(ClientIpSource::Peer, |state| state.client_ip);
+    let ClientIp(ip) = ClientIp::of(req.request(), source);
+    tracing::info_span!(
+        "HTTP request",
+        request_id = %id,
+        http.method = %req.method(),
+        http.route = %route,
+        http.client_ip = %ip.map_or_else(String::new, |ip| ip.to_string()),
+    )
+}
+
+/// Middleware, outermost: settles the request id, stores it and the route
+/// template in the request's extensions, runs the request inside its span and
+/// sets `X-Request-Id` on the response, whatever the response is (errors, 404s
+/// and middleware failures included).
 pub(crate) async fn assign(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -62,8 +91,15 @@ pub(crate) async fn assign(
     let id = request_id_of(&req);
     // Only the characters checked above (or a UUID's): always a valid value.
     let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
-    req.extensions_mut().insert(RequestId(id));
-    match next.call(req).await {
+    let route = route_label(req.match_pattern());
+    let span = request_span(&req, &id, &route);
+    {
+        let mut extensions = req.extensions_mut();
+        extensions.insert(RequestId(id));
+        extensions.insert(RouteLabel(route));
+    }
+    let response = span.in_scope(|| next.call(req));
+    match response.instrument(span).await {
         Ok(mut response) => {
             response.headers_mut().insert(X_REQUEST_ID, value);
             Ok(response)
@@ -76,52 +112,6 @@ pub(crate) async fn assign(
             response.headers_mut().insert(X_REQUEST_ID, value);
             Err(InternalError::from_response(err, response).into())
         }
-    }
-}
-
-/// The root span of every request, for `TracingLogger`: the fields of
-/// tracing-actix-web's default span, with `request_id` taken from [`assign`]
-/// (instead of a fresh id of its own) and `http.route` the documented template.
-/// Log lines written inside a request (in JSON, with the current span) carry it.
-pub(crate) struct SafeboxRootSpan;
-
-impl RootSpanBuilder for SafeboxRootSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone())
-            .unwrap_or_default();
-        let route = route_label(request.match_pattern());
-        let user_agent = request
-            .headers()
-            .get("user-agent")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("");
-        let connection = request.connection_info();
-        tracing::info_span!(
-            "HTTP request",
-            http.method = %request.method(),
-            http.route = %route,
-            http.flavor = ?request.version(),
-            http.scheme = %connection.scheme(),
-            http.host = %connection.host(),
-            http.client_ip = %connection.realip_remote_addr().unwrap_or(""),
-            http.user_agent = %user_agent,
-            http.target = %request.uri().path_and_query().map_or("", |p| p.as_str()),
-            http.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            request_id = %request_id,
-            exception.message = tracing::field::Empty,
-            exception.details = tracing::field::Empty,
-        )
-    }
-
-    fn on_request_end<B: MessageBody>(
-        span: Span,
-        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }
 

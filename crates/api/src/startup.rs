@@ -23,7 +23,6 @@ use safebox_infra::{
     RedisAttemptLimiter, RedisRateLimiter, RedisSessionRepository, RedisSettings, RedisStore,
     SystemClock, TlsFiles,
 };
-use tracing_actix_web::TracingLogger;
 
 use crate::error::ApiError;
 use crate::extract::describe;
@@ -31,7 +30,7 @@ use crate::handlers;
 use crate::hashing::HashingPool;
 use crate::metrics::{CountingAuditLog, Metrics};
 use crate::ops::{self, Ops};
-use crate::request_id::{self, SafeboxRootSpan};
+use crate::request_id;
 use crate::routes;
 use crate::state::{AppState, IpLimiter};
 
@@ -271,9 +270,9 @@ impl Application {
             App::new()
                 .wrap(security_headers(hsts))
                 .wrap(from_fn(crate::metrics::track))
-                .wrap(TracingLogger::<SafeboxRootSpan>::new())
-                // Outermost: the id is settled before the span is made, and set on
-                // every response, errors from the layers above included.
+                // Outermost: the request id and the span, around everything
+                // else; the id is set on every response, errors from the layers
+                // above included.
                 .wrap(from_fn(request_id::assign))
                 .app_data(state.clone())
                 .app_data(ops.clone())

@@ -1,6 +1,7 @@
 //! The `safebox` command line: `serve`, `migrate`, `keygen`, `admin` and `keys`.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -391,8 +392,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = &config.log;
     let filter = EnvFilter::try_new(filter)
         .map_err(|err| anyhow::anyhow!("SAFEBOX_LOG: {filter:?} is not a valid filter ({err})"))?;
+    // Colours only for a terminal: escape codes in a log file or journal are
+    // noise, and formatting them costs every request's span.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Text => builder.try_init(),
