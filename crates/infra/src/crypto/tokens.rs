@@ -3,11 +3,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use parking_lot::Mutex;
 use safebox_domain::ports::{
     AccessToken, Clock, IssuedToken, TokenClaims, TokenError, TokenIssuer,
 };
 use safebox_domain::{SessionId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::KeyBytes;
 
@@ -29,12 +31,70 @@ struct Claims {
 
 /// [`TokenIssuer`] for HS256 JSON Web Tokens. Only HS256 is accepted: `alg: none`
 /// and every other algorithm are refused before any claim is read.
+///
+/// A client sends the same access token with every request until it expires, so
+/// the claims of recently verified tokens are kept ([`VerifiedTokens`]): a token
+/// seen before costs one SHA-256 instead of a full decode and HMAC.
 pub struct JwtTokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: i64,
     clock: Arc<dyn Clock>,
+    verified: VerifiedTokens,
+}
+
+/// The claims of the tokens verified most recently, found by the SHA-256 digest
+/// of the whole token: a fixed table of [`VerifiedTokens::SLOTS`] slots, each
+/// holding the last token whose digest falls in it.
+///
+/// - Only a token that passed every check of [`jsonwebtoken::decode`] is kept,
+///   under the digest of its exact text, so a hit stands for that same text
+///   having been verified with this issuer's key. Finding another text with the
+///   same digest is finding a SHA-256 collision.
+/// - Expiry is checked again on every use, against the clock.
+/// - Digests, not tokens, are kept: a copy of the process's memory holds no
+///   bearer token from here.
+/// - Revocation is not the token's business: every request also checks that
+///   the token's session is live.
+///
+/// Each slot has its own lock, held for a copy, so workers do not contend.
+struct VerifiedTokens {
+    slots: Box<[Slot]>,
+}
+
+/// One entry of [`VerifiedTokens`]: a token's digest and its claims.
+type Slot = Mutex<Option<([u8; 32], TokenClaims)>>;
+
+impl VerifiedTokens {
+    /// About 150 KiB: more clients than one instance serves at once.
+    const SLOTS: usize = 1024;
+
+    fn new() -> Self {
+        Self {
+            slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn slot(&self, digest: &[u8; 32]) -> &Slot {
+        let index = u16::from_le_bytes([digest[0], digest[1]]);
+        &self.slots[usize::from(index) % self.slots.len()]
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<TokenClaims> {
+        match &*self.slot(digest).lock() {
+            Some((kept, claims)) if kept == digest => Some(claims.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, digest: [u8; 32], claims: &TokenClaims) {
+        *self.slot(&digest).lock() = Some((digest, claims.clone()));
+    }
 }
 
 impl fmt::Debug for JwtTokenIssuer {
@@ -61,7 +121,25 @@ impl JwtTokenIssuer {
             validation,
             ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
             clock,
+            verified: VerifiedTokens::new(),
         }
+    }
+
+    /// Decodes `token` and checks its signature, algorithm, issuer, audience and
+    /// required claims: everything but its expiry.
+    fn decode(&self, token: &str) -> Result<TokenClaims, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        let subject = uuid::Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Invalid)?;
+        let session = SessionId::parse(&claims.sid).ok_or(TokenError::Invalid)?;
+        Ok(TokenClaims {
+            subject: UserId(subject),
+            session,
+            token_id: claims.jti,
+            issued_at: Timestamp(claims.iat),
+            expires_at: Timestamp(claims.exp),
+        })
     }
 }
 
@@ -86,21 +164,19 @@ impl TokenIssuer for JwtTokenIssuer {
     }
 
     fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
-        let claims = data.claims;
-        let subject = uuid::Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Invalid)?;
-        let session = SessionId::parse(&claims.sid).ok_or(TokenError::Invalid)?;
-        if claims.exp <= self.clock.now().as_secs() {
+        let digest = VerifiedTokens::digest(token);
+        let claims = match self.verified.get(&digest) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.decode(token)?;
+                self.verified.put(digest, &claims);
+                claims
+            }
+        };
+        if claims.expires_at.as_secs() <= self.clock.now().as_secs() {
             return Err(TokenError::Expired);
         }
-        Ok(TokenClaims {
-            subject: UserId(subject),
-            session,
-            token_id: claims.jti,
-            issued_at: Timestamp(claims.iat),
-            expires_at: Timestamp(claims.exp),
-        })
+        Ok(claims)
     }
 }
 
@@ -196,6 +272,62 @@ mod tests {
                 matches!(issuer.verify(&forged), Err(TokenError::Invalid)),
                 "{forged}"
             );
+        }
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_but_its_forgeries_are_not() {
+        let (issuer, _) = issuer(1);
+        let subject = UserId::generate();
+        let session = SessionId::generate();
+        let token = issuer.issue(&subject, &session).unwrap();
+        let encoded = token.token.expose();
+        let first = issuer.verify(encoded).unwrap();
+        assert_eq!(
+            issuer.verify(encoded).unwrap(),
+            first,
+            "a repeat must agree"
+        );
+
+        // Now that the genuine token is remembered, each change to it is still
+        // decoded and refused.
+        let (head, signature) = encoded.rsplit_once('.').unwrap();
+        let mut flipped = signature.as_bytes().to_vec();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        for forged in [
+            format!("{head}.{}", String::from_utf8(flipped).unwrap()),
+            format!("{encoded}A"),
+            format!(" {encoded}"),
+            encoded[..encoded.len() - 1].to_owned(),
+        ] {
+            assert!(
+                matches!(issuer.verify(&forged), Err(TokenError::Invalid)),
+                "{forged}"
+            );
+        }
+        assert_eq!(issuer.verify(encoded).unwrap(), first);
+
+        // Another issuer (another key) never sees this one's memory.
+        let (other, _) = issuer_with_other_key();
+        assert!(matches!(other.verify(encoded), Err(TokenError::Invalid)));
+    }
+
+    #[test]
+    fn tokens_sharing_a_slot_each_verify_as_themselves() {
+        let (issuer, _) = issuer(1);
+        // Four times as many tokens as slots: many share one, and evict each other.
+        let issued: Vec<(UserId, SessionId, String)> = (0..VerifiedTokens::SLOTS * 4)
+            .map(|_| {
+                let (subject, session) = (UserId::generate(), SessionId::generate());
+                let token = issuer.issue(&subject, &session).unwrap();
+                (subject, session, token.token.expose().to_owned())
+            })
+            .collect();
+        for _ in 0..2 {
+            for (subject, session, token) in &issued {
+                let claims = issuer.verify(token).unwrap();
+                assert_eq!((claims.subject, claims.session), (*subject, *session));
+            }
         }
     }
 
