@@ -48,7 +48,8 @@ where
 
 /// The error of a request that ran out of time; logged at most once a second.
 pub(crate) fn timed_out(deadline: Duration) -> ApiError {
-    static THROTTLE: crate::log_throttle::LogThrottle = crate::log_throttle::LogThrottle::new();
+    static THROTTLE: safebox_infra::log_throttle::LogThrottle =
+        safebox_infra::log_throttle::LogThrottle::new();
     if let Some(also) = THROTTLE.admit() {
         tracing::warn!(
             deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),

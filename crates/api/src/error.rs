@@ -11,7 +11,7 @@ use safebox_domain::{RepoError, ValidationError};
 use serde::Serialize;
 
 use crate::hashing::PoolError;
-use crate::log_throttle::LogThrottle;
+use safebox_infra::log_throttle::LogThrottle;
 
 /// Every way a request can fail, each with one status and a `{"detail": …}` body.
 ///

@@ -14,8 +14,8 @@ use safebox_infra::ClientIpSource;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::log_throttle::LogThrottle;
 use crate::state::AppState;
+use safebox_infra::log_throttle::LogThrottle;
 
 /// The largest JSON request body accepted; larger ones get 413.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;

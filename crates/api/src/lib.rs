@@ -12,7 +12,6 @@ mod error;
 mod extract;
 mod handlers;
 mod hashing;
-mod log_throttle;
 mod metrics;
 mod ops;
 mod request_id;

@@ -14,11 +14,11 @@ use futures_util::FutureExt as _;
 use futures_util::future::join_all;
 use safebox_infra::RedisStore;
 use safebox_infra::db::DbPool;
+use safebox_infra::log_throttle::LogThrottle;
 use serde_json::{Map, Value, json};
 
 use crate::handlers;
 use crate::hashing::HashingStats;
-use crate::log_throttle::LogThrottle;
 use crate::metrics::{Metrics, Snapshot};
 
 /// What the operator endpoints read: the database (to check it and count its

@@ -16,6 +16,7 @@ mod crypto;
 pub mod db;
 pub mod deadline;
 mod limits;
+pub mod log_throttle;
 mod redact;
 mod redis_store;
 #[cfg(feature = "testing")]

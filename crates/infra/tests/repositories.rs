@@ -639,6 +639,50 @@ fn old_audit_events_are_pruned_at_start_and_on_demand(store: Store) {
     );
 }
 
+/// How many rows `audit_events` holds.
+fn audit_rows(pool: &DbPool) -> i64 {
+    use diesel::RunQueryDsl as _;
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let mut conn = pool.get().unwrap();
+    diesel::sql_query("SELECT COUNT(*) AS count FROM audit_events")
+        .get_result::<Count>(&mut *conn)
+        .unwrap()
+        .count
+}
+
+/// A burst of several batches' worth, recorded faster than any writer can
+/// insert it: all of it is stored, in a few seconds, and nothing is dropped.
+fn a_burst_of_several_batches_is_written_whole(store: Store) {
+    const EVENTS: usize = 20_000;
+    let now = SystemClock.now().as_secs();
+    let audit = DieselAuditLog::start(
+        store.pool.clone(),
+        Duration::from_secs(86_400),
+        Arc::new(SystemClock),
+    );
+    let user = Some(UserId::generate());
+    for _ in 0..EVENTS {
+        audit.record(event(now, user, AuditAction::SecretRead));
+    }
+    assert_eq!(audit.dropped(), 0, "the queue holds a burst this size");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while audit_rows(&store.pool) < EVENTS as i64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {EVENTS} events stored after 30 s",
+            audit_rows(&store.pool)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(audit_rows(&store.pool), EVENTS as i64);
+    assert_eq!(audit.dropped(), 0);
+}
+
 fn dropping_the_audit_log_writes_what_is_queued(store: Store) {
     let now = SystemClock.now().as_secs();
     {
@@ -739,6 +783,7 @@ safebox_infra::backend_tests!(open_store =>
     audit_events_are_listed_newest_first_filtered_and_paginated,
     old_audit_events_are_pruned_at_start_and_on_demand,
     dropping_the_audit_log_writes_what_is_queued,
+    a_burst_of_several_batches_is_written_whole,
     an_exhausted_pool_is_unavailable_not_a_hang,
 );
 

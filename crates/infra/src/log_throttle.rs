@@ -9,14 +9,21 @@ static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// Lets one call site log at most once a second and counts the calls it held
 /// back. A login storm sheds thousands of requests a second; writing a line for
 /// each would spend the CPU that the shedding is meant to save.
-pub(crate) struct LogThrottle {
+pub struct LogThrottle {
     /// The second (since the process started, plus one) of the last line logged.
     last: AtomicU64,
     suppressed: AtomicU64,
 }
 
+impl Default for LogThrottle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LogThrottle {
-    pub(crate) const fn new() -> Self {
+    /// A throttle that admits its first call.
+    pub const fn new() -> Self {
         Self {
             last: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
@@ -24,7 +31,7 @@ impl LogThrottle {
     }
 
     /// `Some(calls held back since the last line)` when this call may log.
-    pub(crate) fn admit(&self) -> Option<u64> {
+    pub fn admit(&self) -> Option<u64> {
         self.admit_at(STARTED.elapsed().as_secs() + 1)
     }
 
