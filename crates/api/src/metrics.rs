@@ -28,6 +28,7 @@ use safebox_domain::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRec
 use safebox_domain::{RepoError, Timestamp};
 use safebox_infra::RedisConnections;
 use safebox_infra::db::PoolConnections;
+use safebox_infra::read_cache::ReadCacheEntries;
 
 use crate::hashing::HashingStats;
 use crate::request_id::RouteLabel;
@@ -57,6 +58,9 @@ pub struct Metrics {
     /// Logins by outcome, in the order of [`LOGIN_OUTCOMES`].
     logins: [AtomicU64; 3],
     lockouts: AtomicU64,
+    /// Secret reads answered from memory, and from storage.
+    reads_from_memory: AtomicU64,
+    reads_from_storage: AtomicU64,
 }
 
 /// The requests of one method on one route.
@@ -80,6 +84,8 @@ pub(crate) struct Snapshot {
     pub connections: PoolConnections,
     /// The Redis pool's connections, when Redis is configured.
     pub redis: Option<RedisConnections>,
+    /// The read cache's entries, when it is on.
+    pub read_cache: Option<ReadCacheEntries>,
 }
 
 impl Metrics {
@@ -112,6 +118,16 @@ impl Metrics {
     /// Counts one account lockout.
     fn lockout(&self) {
         self.lockouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one secret read (of a value), answered from memory or from storage.
+    pub(crate) fn secret_read(&self, from_memory: bool) {
+        let counter = if from_memory {
+            &self.reads_from_memory
+        } else {
+            &self.reads_from_storage
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition of every metric.
@@ -186,6 +202,44 @@ impl Metrics {
                     &mut out,
                     "safebox_db_pool_connections",
                     &[("pool", pool), ("state", state)],
+                    value,
+                );
+            }
+        }
+        family(
+            &mut out,
+            "safebox_secret_reads_total",
+            "Reads of a secret's value, by where they were answered: from memory (the read \
+             cache, on the request's worker) or from storage (a blocking thread).",
+            "counter",
+        );
+        for (from, counter) in [
+            ("memory", &self.reads_from_memory),
+            ("storage", &self.reads_from_storage),
+        ] {
+            sample(
+                &mut out,
+                "safebox_secret_reads_total",
+                &[("from", from)],
+                counter.load(Ordering::Relaxed),
+            );
+        }
+        if let Some(entries) = snapshot.read_cache {
+            family(
+                &mut out,
+                "safebox_read_cache_entries",
+                "Entries of the read cache, by part (sessions, accounts, secrets).",
+                "gauge",
+            );
+            for (part, value) in [
+                ("sessions", entries.sessions),
+                ("accounts", entries.accounts),
+                ("secrets", entries.secrets),
+            ] {
+                sample(
+                    &mut out,
+                    "safebox_read_cache_entries",
+                    &[("part", part)],
                     value,
                 );
             }
@@ -482,6 +536,9 @@ mod tests {
         metrics.observe_request("GET", "/a\"b\\c\nd".into(), 200, Duration::from_secs(60));
         metrics.login(AuditOutcome::Failure);
         metrics.lockout();
+        metrics.secret_read(true);
+        metrics.secret_read(true);
+        metrics.secret_read(false);
         let pool = HashingPool::new(1, 1);
         let text = metrics.render(&Snapshot {
             hashing: pool.stats(),
@@ -490,6 +547,11 @@ mod tests {
                 writes: ConnectionCounts { idle: 1, in_use: 0 },
             },
             redis: Some(RedisConnections { idle: 5, in_use: 2 }),
+            read_cache: Some(ReadCacheEntries {
+                sessions: 4,
+                accounts: 3,
+                secrets: 9,
+            }),
         });
         for line in [
             "# TYPE safebox_http_requests_total counter",
@@ -513,6 +575,13 @@ mod tests {
             "# TYPE safebox_redis_pool_connections gauge",
             "safebox_redis_pool_connections{state=\"idle\"} 5",
             "safebox_redis_pool_connections{state=\"in_use\"} 2",
+            "# TYPE safebox_secret_reads_total counter",
+            "safebox_secret_reads_total{from=\"memory\"} 2",
+            "safebox_secret_reads_total{from=\"storage\"} 1",
+            "# TYPE safebox_read_cache_entries gauge",
+            "safebox_read_cache_entries{part=\"sessions\"} 4",
+            "safebox_read_cache_entries{part=\"accounts\"} 3",
+            "safebox_read_cache_entries{part=\"secrets\"} 9",
         ] {
             assert!(
                 text.lines().any(|got| got == line),

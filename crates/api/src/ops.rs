@@ -12,9 +12,9 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use futures_util::FutureExt as _;
 use futures_util::future::join_all;
-use safebox_infra::RedisStore;
 use safebox_infra::db::DbPool;
 use safebox_infra::log_throttle::LogThrottle;
+use safebox_infra::{ReadCache, RedisStore};
 use serde_json::{Map, Value, json};
 
 use crate::handlers;
@@ -32,6 +32,8 @@ pub(crate) struct Ops {
     pub check_timeout: Duration,
     pub metrics: Arc<Metrics>,
     pub hashing: HashingStats,
+    /// The read cache, when it is on.
+    pub read_cache: Option<Arc<ReadCache>>,
 }
 
 /// The operator endpoints as (method, path), for comparing with openapi.yaml:
@@ -168,6 +170,7 @@ async fn metrics(ops: web::Data<Ops>) -> HttpResponse {
         hashing: ops.hashing.clone(),
         connections: ops.db.connections(),
         redis: ops.redis.as_ref().map(RedisStore::connections),
+        read_cache: ops.read_cache.as_deref().map(ReadCache::entries),
     });
     HttpResponse::Ok()
         .insert_header(ContentType(

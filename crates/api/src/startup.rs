@@ -11,17 +11,18 @@ use safebox_domain::PasswordPolicy;
 use safebox_domain::ports::{
     AttemptLimiter, Clock, LockoutPolicy, Ports, SessionRepository, TokenIssuer,
 };
+use safebox_domain::ports::{SecretRepository, UserRepository};
 use safebox_domain::usecases::{
     Authenticate, ChangePassword, EndSession, GetSecret, ListAudit, ListSessions, Login, Logout,
     ManageAccount, Refresh, Register, SessionPolicy, SetSecret, Vault, WhoAmI,
 };
-use safebox_infra::db::{self, Backend, DbError};
+use safebox_infra::db::{self, Backend, DbError, ServeLock};
 use safebox_infra::{
-    AesGcmSecretCipher, BcryptPasswordHasher, Config, ConfigError, DieselAuditLog,
-    DieselSecretRepository, DieselSessionRepository, DieselUserRepository, EmbeddedBreachList,
-    JwtTokenIssuer, MemoryAttemptLimiter, MemoryRateLimiter, RandomOpaqueTokens,
-    RedisAttemptLimiter, RedisRateLimiter, RedisSessionRepository, RedisSettings, RedisStore,
-    SystemClock, TlsFiles,
+    AesGcmSecretCipher, BcryptPasswordHasher, CachingSecretRepository, CachingSessionRepository,
+    CachingUserRepository, Config, ConfigError, DieselAuditLog, DieselSecretRepository,
+    DieselSessionRepository, DieselUserRepository, EmbeddedBreachList, JwtTokenIssuer,
+    MemoryAttemptLimiter, MemoryRateLimiter, RandomOpaqueTokens, ReadCache, RedisAttemptLimiter,
+    RedisRateLimiter, RedisSessionRepository, RedisSettings, RedisStore, SystemClock, TlsFiles,
 };
 
 use crate::error::ApiError;
@@ -70,6 +71,9 @@ pub struct Application {
     port: u16,
     server: Server,
     metrics: Option<(u16, Server)>,
+    /// Held while serving, on SQLite: see [`claim_database`].
+    serve_lock: Option<ServeLock>,
+    read_cache: Option<Arc<ReadCache>>,
 }
 
 impl Application {
@@ -93,11 +97,9 @@ impl Application {
             );
         }
 
-        let pool = db::connect(
-            &config.effective_database_url(),
-            config.db_pool_size,
-            config.db_timeout,
-        )?;
+        let database_url = config.effective_database_url();
+        let (serve_lock, read_cache) = claim_database(&config, &database_url)?;
+        let pool = db::connect(&database_url, config.db_pool_size, config.db_timeout)?;
         let applied = db::migrate(&pool)?;
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "applied database migrations");
@@ -119,6 +121,7 @@ impl Application {
         tracing::info!(
             database = pool.backend().as_str(),
             redis = redis.is_some(),
+            read_cache_mib = read_cache.as_ref().map_or(0, |_| config.read_cache_mib),
             "storage is ready"
         );
         if redis.is_none() && pool.backend() == Backend::Mysql {
@@ -129,7 +132,7 @@ impl Application {
         }
         // With Redis, the state every instance must see at once lives there;
         // without it, sessions are in the database and the counters in memory.
-        let (sessions, attempts): (Arc<dyn SessionRepository>, Arc<dyn AttemptLimiter>) =
+        let (mut sessions, attempts): (Arc<dyn SessionRepository>, Arc<dyn AttemptLimiter>) =
             match &redis {
                 Some(store) => (
                     Arc::new(RedisSessionRepository::new(store.clone())),
@@ -140,6 +143,14 @@ impl Application {
                     Arc::new(MemoryAttemptLimiter::default()),
                 ),
             };
+        let mut users: Arc<dyn UserRepository> = Arc::new(DieselUserRepository::new(pool.clone()));
+        let mut secrets: Arc<dyn SecretRepository> =
+            Arc::new(DieselSecretRepository::new(pool.clone()));
+        if let Some(cache) = &read_cache {
+            sessions = Arc::new(CachingSessionRepository::new(sessions, cache.clone()));
+            users = Arc::new(CachingUserRepository::new(users, cache.clone()));
+            secrets = Arc::new(CachingSecretRepository::new(secrets, cache.clone()));
+        }
 
         let metrics = Arc::new(Metrics::default());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -149,8 +160,8 @@ impl Application {
             clock.clone(),
         ));
         let ports = Ports {
-            users: Arc::new(DieselUserRepository::new(pool.clone())),
-            secrets: Arc::new(DieselSecretRepository::new(pool.clone())),
+            users,
+            secrets,
             hasher: Arc::new(
                 BcryptPasswordHasher::new(config.bcrypt_cost)
                     .map_err(|err| StartupError::Hasher(err.to_string()))?,
@@ -192,7 +203,9 @@ impl Application {
             check_timeout: config.db_timeout + Duration::from_secs(1),
             metrics: metrics.clone(),
             hashing: hashing.stats(),
+            read_cache: read_cache.clone(),
         });
+        let state_metrics = metrics.clone();
         let metrics = web::Data::from(metrics);
         let state = web::Data::new(AppState {
             register: Register::new(&ports),
@@ -232,6 +245,7 @@ impl Application {
             hashing_deadline: work_deadline(&config) + HASHING_ALLOWANCE,
             client_ip: config.client_ip_source,
             tls: tls.is_some(),
+            metrics: state_metrics,
         });
 
         let address = format!("{}:{}", config.host, config.port);
@@ -321,6 +335,8 @@ impl Application {
             port,
             server,
             metrics: metrics_server,
+            serve_lock,
+            read_cache,
         })
     }
 
@@ -334,12 +350,26 @@ impl Application {
         self.metrics.as_ref().map(|(port, _)| *port)
     }
 
+    /// The read cache, when it is on (for tests).
+    pub fn read_cache(&self) -> Option<&Arc<ReadCache>> {
+        self.read_cache.as_ref()
+    }
+
+    /// A handle that stops the servers
+    /// ([`ServerHandle::stop`](actix_web::dev::ServerHandle::stop)); the database is
+    /// released once [`Self::run_until_stopped`] has returned.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until the servers are stopped: SIGTERM stops them gracefully
     /// (in-flight requests get up to 10 s), SIGINT and SIGQUIT at once. When one
-    /// of the two servers stops, the other is stopped too.
+    /// of the two servers stops, the other is stopped too. The serve lock is
+    /// released when this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         use futures_util::future::{Either, select};
 
+        let _serve_lock = self.serve_lock;
         let Some((_, metrics)) = self.metrics else {
             return self.server.await;
         };
@@ -367,6 +397,28 @@ fn bind(address: &str) -> Result<(TcpListener, u16), StartupError> {
     let listener = TcpListener::bind(address).map_err(bind_error)?;
     let port = listener.local_addr().map_err(bind_error)?.port();
     Ok((listener, port))
+}
+
+/// Claims the database for this server ([`ServeLock`]) and makes the read
+/// cache, when it is to be used.
+///
+/// The cache ([`safebox_infra::read_cache`]) is correct only while every write
+/// to the sessions, accounts and secrets goes through this process: so it is
+/// used on SQLite (one file, one host) without Redis (whose presence means
+/// several instances), when `SAFEBOX_READ_CACHE_MIB` is not 0, and then only
+/// with an exclusive claim on the database, which no other server can share.
+/// Servers without it claim the file shared.
+fn claim_database(
+    config: &Config,
+    database_url: &str,
+) -> Result<(Option<ServeLock>, Option<Arc<ReadCache>>), DbError> {
+    let cached = config.read_cache_mib > 0 && config.redis_url.is_none();
+    let lock = ServeLock::claim(database_url, cached)?;
+    let cache = (cached && lock.is_some()).then(|| {
+        let bytes = config.read_cache_mib.saturating_mul(1024 * 1024);
+        Arc::new(ReadCache::new(usize::try_from(bytes).unwrap_or(usize::MAX)))
+    });
+    Ok((lock, cache))
 }
 
 /// What a login, registration or password change may take beyond the storage

@@ -10,6 +10,7 @@ use safebox_domain::usecases::{
 use safebox_infra::ClientIpSource;
 
 use crate::hashing::HashingPool;
+use crate::metrics::Metrics;
 
 /// What the handlers share: the use cases (which hold the ports), the password
 /// policy and the hashing pool. Handlers see only domain types here; which adapters
@@ -60,6 +61,8 @@ pub struct AppState {
     /// Whether the server speaks HTTPS: the session cookie is then `Secure`, and
     /// the CSRF check expects `https://` origins.
     pub tls: bool,
+    /// What handlers count themselves (the middleware counts every request).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The per-client-IP rate limiter and where it keeps its buckets.

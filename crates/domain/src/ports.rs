@@ -64,6 +64,21 @@ pub trait UserRepository: Send + Sync {
         id: &UserId,
     ) -> Result<Option<(User, Option<WrappedDataKey>)>, RepoError>;
 
+    /// The username and wrapped data key of the account with this id, if this
+    /// repository holds them in memory: what [`Self::find_with_data_key`] last
+    /// returned for it, unless a write since may have changed them.
+    ///
+    /// MUST NOT block: no query, no lock held by anything but other memory
+    /// lookups. `None` says nothing about whether the account exists; the caller
+    /// asks [`Self::find_with_data_key`] instead. The default holds nothing.
+    fn find_with_data_key_in_memory(
+        &self,
+        id: &UserId,
+    ) -> Option<(Username, Option<WrappedDataKey>)> {
+        let _ = id;
+        None
+    }
+
     /// Sets the role of the account named `username`. MUST return its id, or
     /// `Ok(None)` if there is no such account.
     fn set_role(&self, username: &Username, role: Role) -> Result<Option<UserId>, RepoError>;
@@ -142,6 +157,21 @@ pub trait SecretRepository: Send + Sync {
         name: &SecretName,
         version: Option<SecretVersion>,
     ) -> Result<Option<(Secret, Option<StoredVersion>)>, RepoError>;
+
+    /// What [`Self::read`] with `version == None` would return, if this
+    /// repository holds it in memory: what it last read or wrote of this secret,
+    /// unless a write since may have changed it.
+    ///
+    /// MUST NOT block. `None` says nothing about whether the secret exists; the
+    /// caller asks [`Self::read`] instead. The default holds nothing.
+    fn read_newest_in_memory(
+        &self,
+        owner: &UserId,
+        name: &SecretName,
+    ) -> Option<(Secret, Option<StoredVersion>)> {
+        let _ = (owner, name);
+        None
+    }
 
     /// Stores a new version, atomically and durably when it returns `Ok`:
     /// - with `write.base == None`, MUST create the secret with version 1, unless
@@ -228,6 +258,26 @@ pub trait SessionRepository: Send + Sync {
     /// The cookie session whose cookie has this digest. MUST return `Ok(None)` if
     /// there is none.
     fn find_by_cookie(&self, cookie: &TokenDigest) -> Result<Option<Session>, RepoError>;
+
+    /// The session with this id, if this repository holds it in memory: what
+    /// [`Self::find`] or [`Self::find_by_cookie`] last returned for it, with the
+    /// last [`Self::touch`], unless it may have ended since.
+    ///
+    /// MUST NOT block, and MUST NOT return a session that any call of this
+    /// repository has ended, or that another process could have ended: an ended
+    /// session must be refused at once. `None` says nothing about whether the
+    /// session exists; the caller asks [`Self::find`] instead. The default holds
+    /// nothing.
+    fn find_in_memory(&self, id: &SessionId) -> Option<Session> {
+        let _ = id;
+        None
+    }
+
+    /// [`Self::find_in_memory`] for [`Self::find_by_cookie`].
+    fn find_by_cookie_in_memory(&self, cookie: &TokenDigest) -> Option<Session> {
+        let _ = cookie;
+        None
+    }
 
     /// Records that the session was used at `now`.
     fn touch(&self, id: &SessionId, now: Timestamp) -> Result<(), RepoError>;

@@ -161,6 +161,10 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How long a request waits for a database connection (`SAFEBOX_DB_TIMEOUT`).
     pub db_timeout: Duration,
+    /// Memory for the read cache of sessions, accounts' data keys and sealed
+    /// secrets, in MiB (`SAFEBOX_READ_CACHE_MIB`); 0 turns it off. Used on SQLite
+    /// without Redis only, where this process is the database's only server.
+    pub read_cache_mib: u64,
     /// Redis for the state every instance must share: sessions, lockouts and
     /// rate limits (`SAFEBOX_REDIS_URL`); `None` keeps sessions in the database
     /// and the counters in memory.
@@ -269,6 +273,7 @@ impl Config {
             metrics_addr: None,
             db_pool_size: 8,
             db_timeout: Duration::from_secs(2),
+            read_cache_mib: 16,
             redis_url: None,
             redis_pool_size: 8,
             redis_timeout: Duration::from_secs(1),
@@ -401,6 +406,7 @@ impl Config {
             ),
             ("db_pool_size", self.db_pool_size.to_string()),
             ("db_timeout", secs(self.db_timeout)),
+            ("read_cache_mib", self.read_cache_mib.to_string()),
             (
                 "redis_url",
                 quoted(&crate::redact_url(self.redis_url.as_deref().unwrap_or(""))),
@@ -537,6 +543,9 @@ impl Config {
         if let Some(timeout) = get("SAFEBOX_DB_TIMEOUT") {
             config.db_timeout = parse_duration("SAFEBOX_DB_TIMEOUT", &timeout)?;
         }
+        if let Some(mib) = get("SAFEBOX_READ_CACHE_MIB") {
+            config.read_cache_mib = parse_number("SAFEBOX_READ_CACHE_MIB", &mib)?;
+        }
         config.redis_url = get("SAFEBOX_REDIS_URL");
         if let Some(size) = get("SAFEBOX_REDIS_POOL_SIZE") {
             config.redis_pool_size = parse_number("SAFEBOX_REDIS_POOL_SIZE", &size)?;
@@ -642,6 +651,12 @@ impl Config {
         }
         if self.db_timeout.is_zero() {
             return Err(invalid("SAFEBOX_DB_TIMEOUT", "must be positive"));
+        }
+        if self.read_cache_mib > MAX_READ_CACHE_MIB {
+            return Err(invalid(
+                "SAFEBOX_READ_CACHE_MIB",
+                format!("must be at most {MAX_READ_CACHE_MIB}"),
+            ));
         }
         if let Some(url) = &self.database_url {
             crate::db::DatabaseUrl::parse(url).map_err(|err| match err {
@@ -885,6 +900,7 @@ pub const CONFIG_VARS: &[&str] = &[
     "SAFEBOX_METRICS_ADDR",
     "SAFEBOX_DB_POOL_SIZE",
     "SAFEBOX_DB_TIMEOUT",
+    "SAFEBOX_READ_CACHE_MIB",
     "SAFEBOX_REDIS_URL",
     "SAFEBOX_REDIS_POOL_SIZE",
     "SAFEBOX_REDIS_TIMEOUT",
@@ -994,6 +1010,9 @@ fn without_source_lines(message: &str) -> String {
 
 /// The most versions `SAFEBOX_MAX_VERSIONS` may keep.
 const MAX_VERSIONS_LIMIT: u64 = 1_000;
+/// The largest `SAFEBOX_READ_CACHE_MIB`: 64 GiB.
+const MAX_READ_CACHE_MIB: u64 = 64 * 1024;
+
 /// The largest `SAFEBOX_MAX_SECRET_BYTES`: 1 MiB.
 const MAX_SECRET_BYTES_LIMIT: usize = 1024 * 1024;
 
@@ -1184,6 +1203,7 @@ mod tests {
             ("SAFEBOX_LOG", "debug"),
             ("SAFEBOX_DB_POOL_SIZE", "3"),
             ("SAFEBOX_DB_TIMEOUT", "500"),
+            ("SAFEBOX_READ_CACHE_MIB", "0"),
             ("SAFEBOX_HASH_WORKERS", "5"),
             ("SAFEBOX_HASH_QUEUE", "0"),
             ("SAFEBOX_WORKERS", "7"),
@@ -1221,6 +1241,7 @@ mod tests {
         assert_eq!(config.log, "debug");
         assert_eq!(config.db_pool_size, 3);
         assert_eq!(config.db_timeout, Duration::from_secs(500));
+        assert_eq!(config.read_cache_mib, 0);
         assert_eq!(
             (config.hash_workers, config.hash_queue, config.workers),
             (5, 0, 7)
@@ -1251,6 +1272,8 @@ mod tests {
             ("SAFEBOX_SESSION_TTL", "0"),
             ("SAFEBOX_PASSWORD_MIN_LENGTH", "73"),
             ("SAFEBOX_DB_POOL_SIZE", "0"),
+            ("SAFEBOX_READ_CACHE_MIB", "65537"),
+            ("SAFEBOX_READ_CACHE_MIB", "-1"),
             ("SAFEBOX_WORKERS", "-1"),
             ("SAFEBOX_LOCKOUT_THRESHOLD", "0"),
             ("SAFEBOX_LOCKOUT_WINDOW", "0s"),

@@ -17,6 +17,7 @@ pub mod db;
 pub mod deadline;
 mod limits;
 pub mod log_throttle;
+pub mod read_cache;
 mod redact;
 mod redis_store;
 #[cfg(feature = "testing")]
@@ -35,6 +36,9 @@ pub use db::{
     DbPool, DieselAuditLog, DieselSecretRepository, DieselSessionRepository, DieselUserRepository,
 };
 pub use limits::{MemoryAttemptLimiter, MemoryRateLimiter};
+pub use read_cache::{
+    CachingSecretRepository, CachingSessionRepository, CachingUserRepository, ReadCache,
+};
 pub use redact::redact_url;
 pub use redis_store::{
     RedisAttemptLimiter, RedisConnectError, RedisConnections, RedisPingError, RedisRateLimiter,

@@ -18,9 +18,9 @@ use safebox_domain::usecases::{
 };
 use safebox_domain::{
     DataKeyId, Email, KeyId, OpaqueToken, PasswordHash, PasswordPolicy, RepoError, SealedData,
-    Secret, SecretMetadata, SecretName, SecretVersion, Session, SessionId, SessionKind,
-    StoredVersion, Timestamp, TokenDigest, User, UserData, UserId, Username, VaultLimits,
-    WrappedDataKey,
+    Secret, SecretMetadata, SecretName, SecretValue, SecretVersion, Session, SessionId,
+    SessionKind, StoredVersion, Timestamp, TokenDigest, User, UserData, UserId, Username,
+    VaultLimits, WrappedDataKey,
 };
 use safebox_infra::{ClientIpSource, MemoryAttemptLimiter};
 use serde_json::{Value, json};
@@ -69,12 +69,21 @@ fn alices_session() -> Session {
 impl MockPorts {
     /// Ports whose token issuer accepts the bearer token "valid" as alice's, in
     /// her live session.
+    /// The ports hold nothing in memory: every read takes the blocking path.
     fn authenticated() -> Self {
-        let mut ports = Self::default();
+        let mut ports = Self::with_valid_token();
         ports
             .sessions
             .expect_find()
             .returning(|_| Ok(Some(alices_session())));
+        ports.sessions.expect_find_in_memory().returning(|_| None);
+        ports
+    }
+
+    /// Ports whose token issuer accepts the bearer token "valid" as alice's, in
+    /// her live session, and that expect nothing else.
+    fn with_valid_token() -> Self {
+        let mut ports = Self::default();
         ports.tokens.expect_verify().returning(|token| {
             if token == "valid" {
                 Ok(TokenClaims {
@@ -142,6 +151,7 @@ impl MockPorts {
             hashing_deadline: std::time::Duration::from_secs(8),
             client_ip: ClientIpSource::Peer,
             tls: false,
+            metrics: Arc::default(),
         })
     }
 }
@@ -318,6 +328,45 @@ async fn a_tampered_ciphertext_is_an_opaque_500_never_a_value() {
     let (status, body) = call(ports, get_secret_request()).await;
     assert_eq!(status, 500);
     assert_eq!(body, json!({ "detail": "internal server error" }));
+}
+
+#[actix_web::test]
+async fn a_read_the_ports_hold_in_memory_never_reaches_storage() {
+    // Only the `*_in_memory` lookups are expected: `find`, `find_with_data_key`
+    // or `read` (a blocking lookup) would panic the mocks.
+    let mut ports = MockPorts::with_valid_token();
+    ports
+        .sessions
+        .expect_find_in_memory()
+        .returning(|_| Some(alices_session()));
+    ports
+        .users
+        .expect_find_with_data_key_in_memory()
+        .returning(|_| Some((alice().username, Some(data_key()))));
+    ports
+        .secrets
+        .expect_read_newest_in_memory()
+        .returning(|owner, name| {
+            Some((
+                stored_secret(*owner, name.clone(), None),
+                Some(StoredVersion {
+                    version: SecretVersion(1),
+                    sealed: SealedData {
+                        key_id: KeyId("dk".into()),
+                        bytes: b"sealed".to_vec(),
+                    },
+                    created_at: Timestamp(1),
+                }),
+            ))
+        });
+    ports
+        .cipher
+        .expect_open()
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(SecretValue::from_decrypted("from memory".into())));
+    let (status, body) = call(ports, get_secret_request()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({ "secret": "from memory" }));
 }
 
 #[actix_web::test]

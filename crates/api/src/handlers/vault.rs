@@ -233,11 +233,23 @@ pub async fn get_secret(
             })
         })
         .transpose()?;
-    let shared = state.clone();
-    let opened = blocking::run(state.work_deadline, move || {
-        shared.vault.get(&credential, &name, version, &origin)
-    })
-    .await??;
+    // The newest version, read again, is answered from memory on this worker;
+    // anything else from storage, on a blocking thread.
+    let in_memory = version
+        .is_none()
+        .then(|| state.vault.get_in_memory(&credential, &name, &origin))
+        .flatten();
+    state.metrics.secret_read(in_memory.is_some());
+    let opened = match in_memory {
+        Some(opened) => opened,
+        None => {
+            let shared = state.clone();
+            blocking::run(state.work_deadline, move || {
+                shared.vault.get(&credential, &name, version, &origin)
+            })
+            .await??
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header(etag(opened.version.version))
         .json(SecretBodyOut {

@@ -39,6 +39,11 @@ pub struct TestApp {
     pub jwt_secret: Vec<u8>,
     /// The database the app uses (`Config::effective_database_url`).
     pub database_url: String,
+    /// Stops the server; the task serving it ends once it has stopped.
+    server: (
+        actix_web::dev::ServerHandle,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ),
 }
 
 /// safebox serving HTTPS with a certificate made for `localhost`, and a client
@@ -132,8 +137,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let database_url = config.effective_database_url();
     let app = Application::build(config).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let handle = app.handle();
+    let serving = tokio::spawn(app.run_until_stopped());
     TestApp {
+        server: (handle, serving),
         address,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -152,6 +159,18 @@ pub async fn spawn_app_without_ip_limit() -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the server (letting requests in flight finish) and waits until it
+    /// has released its database, so that another app can serve it: an SQLite
+    /// database is served by one process at a time while the read cache is on.
+    pub async fn stop(self) {
+        let (handle, serving) = self.server;
+        handle.stop(true).await;
+        serving
+            .await
+            .expect("the server task")
+            .expect("the server stopped cleanly");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -587,8 +606,10 @@ pub fn jwt_payload(token: &str) -> Value {
 
 /// Starts safebox on the data dir `dir` (and so on its SQLite database), after
 /// letting the test adjust the configuration: several apps started on one `dir`
-/// share one database, one after the other or at once. The returned app's own
-/// `data_dir` is an unused temporary directory; `dir` belongs to the caller.
+/// share one database, one after the other ([`TestApp::stop`] the one before),
+/// or at once with the read cache off (`read_cache_mib = 0`). The returned
+/// app's own `data_dir` is an unused temporary directory; `dir` belongs to the
+/// caller.
 pub async fn spawn_app_on(dir: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = dir.to_owned();
     let mut jwt_secret = None;

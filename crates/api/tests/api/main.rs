@@ -14,6 +14,7 @@ mod docs_ui;
 mod login;
 mod openapi;
 mod ops;
+mod read_cache;
 mod register;
 mod scale_out;
 mod secrets;

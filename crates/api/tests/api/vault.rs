@@ -2212,7 +2212,7 @@ async fn master_keys_rotate_while_secrets_are_read_and_the_old_key_goes_only_aft
             stored.push((token.clone(), name, value));
         }
     }
-    drop(first);
+    first.stop().await;
 
     // k2 joins the ring as the newest: it seals new data keys, k1 still opens.
     let second = spawn_with_ring(dir.path(), &jwt, &[&k1, &k2]).await;
@@ -2366,7 +2366,9 @@ async fn master_keys_rotate_while_secrets_are_read_and_the_old_key_goes_only_aft
     );
     assert!(again.is_empty());
 
-    // Without k1, everything still reads (and writes).
+    // Without k1 (a restart with the new ring), everything still reads (and
+    // writes).
+    second.stop().await;
     let third = spawn_with_ring(dir.path(), &jwt, &[&k2]).await;
     for (token, name, value) in &stored {
         assert_value(&third, token, name, value, 1).await;
@@ -2394,6 +2396,7 @@ async fn master_keys_rotate_while_secrets_are_read_and_the_old_key_goes_only_aft
 
     // With only the old key, nothing opens any more: k1 could be removed only
     // because the rotation ran.
+    third.stop().await;
     let old_only = spawn_with_ring(dir.path(), &jwt, &[&k1]).await;
     for (token, name, value) in &stored {
         assert_integrity_failure(get(&old_only, token, name).await, &[value]).await;
@@ -2426,7 +2429,7 @@ async fn a_single_master_key_becomes_a_bare_ring_entry_and_rotates_out() {
     let url = first.database_url.clone();
     let token = first.user_with_token("alice").await;
     assert_eq!(put_value(&first, &token, "s", "CANARY").await.status(), 201);
-    drop(first);
+    first.stop().await;
 
     let bare = MasterKeyEntry::unnamed(old.clone());
     let fingerprint = safebox_infra::MasterKey::derive(&old).id().clone();
@@ -2448,6 +2451,7 @@ async fn a_single_master_key_becomes_a_bare_ring_entry_and_rotates_out() {
             .unwrap(),
         1
     );
+    both.stop().await;
     let new_only = spawn_with_ring(dir.path(), &jwt, &[&k2]).await;
     assert_value(&new_only, &token, "s", "CANARY", 1).await;
     // The same material under another id is another key: its data keys name
@@ -2476,7 +2480,7 @@ async fn without_rotation_the_old_key_cannot_be_removed() {
     let token = first.user_with_token("alice").await;
     assert_eq!(put_value(&first, &token, "s", "CANARY").await.status(), 201);
     let url = first.database_url.clone();
-    drop(first);
+    first.stop().await;
 
     let report = rotation(&url, &[&k1, &k2]).status().unwrap();
     assert_eq!(
@@ -2490,6 +2494,7 @@ async fn without_rotation_the_old_key_cannot_be_removed() {
     let new_only = spawn_with_ring(dir.path(), &jwt, &[&k2]).await;
     assert_integrity_failure(get(&new_only, &token, "s").await, &["CANARY"]).await;
     // Both keys: readable.
+    new_only.stop().await;
     let both = spawn_with_ring(dir.path(), &jwt, &[&k1, &k2]).await;
     assert_value(&both, &token, "s", "CANARY", 1).await;
 }

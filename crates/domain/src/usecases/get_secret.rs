@@ -1,7 +1,7 @@
-use super::caller_owning;
-use super::vault::{audit, read_version};
+use super::vault::{audit, audit_read, read_newest_in_memory, read_version};
+use super::{caller_owning, live_session_in_memory};
 use crate::ports::Ports;
-use crate::{AuditAction, Credential, Origin, SecretName, SecretValue};
+use crate::{AuditAction, Credential, Origin, SecretName, SecretValue, Username};
 
 pub use super::vault::VaultError as GetSecretError;
 
@@ -50,6 +50,35 @@ impl GetSecret {
         );
         result
     }
+
+    /// [`Self::execute`] without blocking, for async callers: `Some` when the
+    /// ports hold the caller's session, account and secret in memory, the claim
+    /// is the caller's own and the secret opens, with exactly what `execute`
+    /// would return, audited the same way. `None` when that cannot be known
+    /// without storage, and for every failure: the caller then runs `execute`, on
+    /// a blocking thread, which answers and audits it. Nothing is recorded for a
+    /// `None`.
+    pub fn execute_in_memory(
+        &self,
+        credential: &Credential,
+        claimed_username: &str,
+        name: &SecretName,
+        origin: &Origin,
+    ) -> Option<SecretValue> {
+        let now = self.ports.clock.now();
+        let claimed = Username::parse(claimed_username).ok()?;
+        let session = live_session_in_memory(&self.ports, credential, now)?;
+        let (username, key) = self
+            .ports
+            .users
+            .find_with_data_key_in_memory(&session.user_id)?;
+        if username != claimed {
+            return None;
+        }
+        let opened = read_newest_in_memory(&self.ports, session.user_id, key.as_ref(), name)?;
+        audit_read(&self.ports, now, origin, session.user_id);
+        Some(opened.value)
+    }
 }
 
 #[cfg(test)]
@@ -57,10 +86,10 @@ mod tests {
     use super::*;
     use crate::ports::{CipherError, MockSecretCipher, MockSecretRepository, MockUserRepository};
     use crate::usecases::fixtures::{
-        Mocks, RecordingAudit, boom, credential, data_key, session_for, user,
+        Mocks, RecordingAudit, boom, credential, data_key, digest_of, session_for, session_of, user,
     };
     use crate::{
-        AuditOutcome, KeyId, RepoError, SealedData, Secret, SecretMetadata, SecretVersion,
+        AuditOutcome, KeyId, RepoError, SealedData, Secret, SecretMetadata, SecretVersion, Session,
         StoredVersion, Timestamp, User, UserId,
     };
 
@@ -272,5 +301,216 @@ mod tests {
             run(mocks, alice.id, "alice").0,
             Err(GetSecretError::Repository(RepoError::Internal(_)))
         ));
+    }
+
+    // ------------------------------------------------------------ from memory
+
+    /// How a test changes the in-memory set-up before it runs.
+    #[derive(Default)]
+    struct InMemory {
+        session_unknown: bool,
+        owner_unknown: bool,
+        secret_unknown: bool,
+        deleted: bool,
+        no_version: bool,
+        no_key: bool,
+        cipher_fails: bool,
+    }
+
+    /// Alice's session, account (with her data key) and `default` secret at
+    /// version 3, as the ports hold them in memory. The blocking lookups
+    /// (`find`, `find_with_data_key`, `read`) are not expected: a call panics.
+    fn in_memory(setup: &InMemory) -> (Mocks, User, Session) {
+        let alice = user("alice");
+        let session = session_of(&alice);
+        let owner = alice.id;
+        let key = data_key();
+        let mut mocks = Mocks::default();
+        let (found, sid) = (session.clone(), session.id);
+        let session_unknown = setup.session_unknown;
+        mocks
+            .sessions
+            .expect_find_in_memory()
+            .withf(move |id| *id == sid)
+            .returning(move |_| (!session_unknown).then(|| found.clone()));
+        let (name, found_key) = (alice.username.clone(), (!setup.no_key).then(|| key.clone()));
+        let owner_unknown = setup.owner_unknown;
+        mocks
+            .users
+            .expect_find_with_data_key_in_memory()
+            .withf(move |id| *id == owner)
+            .returning(move |_| (!owner_unknown).then(|| (name.clone(), found_key.clone())));
+        let (secret_unknown, deleted, no_version) =
+            (setup.secret_unknown, setup.deleted, setup.no_version);
+        mocks
+            .secrets
+            .expect_read_newest_in_memory()
+            .withf(move |id, name| *id == owner && name.as_str() == "default")
+            .returning(move |owner, _| {
+                let (secret, version) = stored(*owner, deleted);
+                (!secret_unknown).then(|| (secret, version.filter(|_| !no_version)))
+            });
+        let cipher_fails = setup.cipher_fails;
+        mocks
+            .cipher
+            .expect_open()
+            .withf(move |used, id, name, version, sealed| {
+                *used == key
+                    && *id == owner
+                    && name.as_str() == "default"
+                    && *version == SecretVersion(3)
+                    && sealed.bytes == b"sealed-v3"
+            })
+            .returning(move |_, _, _, _, _| {
+                if cipher_fails {
+                    Err(CipherError::Integrity)
+                } else {
+                    Ok(SecretValue::from_decrypted("launch codes".into()))
+                }
+            });
+        (mocks, alice, session)
+    }
+
+    fn run_in_memory(
+        mocks: Mocks,
+        credential: &Credential,
+        claimed: &str,
+    ) -> (Option<SecretValue>, RecordingAudit) {
+        let (ports, audit) = mocks.ports();
+        let value = GetSecret::new(&ports).execute_in_memory(
+            credential,
+            claimed,
+            &SecretName::default_name(),
+            &Origin::ip("203.0.113.5"),
+        );
+        (value, audit)
+    }
+
+    #[test]
+    fn a_read_the_ports_hold_in_memory_is_answered_and_audited_like_execute() {
+        let (mocks, alice, session) = in_memory(&InMemory::default());
+        let (value, audit) = run_in_memory(mocks, &credential(&session), "Alice");
+        assert_eq!(value.unwrap().expose(), "launch codes");
+        assert_eq!(
+            audit.recorded(),
+            [(
+                AuditAction::SecretRead,
+                AuditOutcome::Success,
+                Some(alice.id)
+            )]
+        );
+        assert_eq!(audit.events()[0].client_ip.as_deref(), Some("203.0.113.5"));
+    }
+
+    #[test]
+    fn a_cookie_session_held_in_memory_is_found_by_its_digest() {
+        let (mut mocks, alice, session) = in_memory(&InMemory::default());
+        let cookie = crate::OpaqueToken::new("cookie-1".into());
+        let found = session.clone();
+        mocks.sessions = crate::ports::MockSessionRepository::new();
+        mocks
+            .sessions
+            .expect_find_by_cookie_in_memory()
+            .withf(|digest| *digest == digest_of(&crate::OpaqueToken::new("cookie-1".into())))
+            .returning(move |_| Some(found.clone()));
+        let mocks = mocks.with_digests();
+        let (value, audit) = run_in_memory(mocks, &Credential::Cookie(cookie), "alice");
+        assert_eq!(value.unwrap().expose(), "launch codes");
+        assert_eq!(audit.recorded()[0].2, Some(alice.id));
+    }
+
+    /// Whatever the in-memory path cannot answer for certain is left to the
+    /// blocking path (`None`), and nothing is audited twice.
+    #[test]
+    fn anything_but_a_sure_success_is_left_to_the_blocking_path_unaudited() {
+        let cases: [(&str, InMemory); 8] = [
+            (
+                "session not in memory",
+                InMemory {
+                    session_unknown: true,
+                    ..InMemory::default()
+                },
+            ),
+            (
+                "account not in memory",
+                InMemory {
+                    owner_unknown: true,
+                    ..InMemory::default()
+                },
+            ),
+            (
+                "secret not in memory",
+                InMemory {
+                    secret_unknown: true,
+                    ..InMemory::default()
+                },
+            ),
+            (
+                "soft-deleted",
+                InMemory {
+                    deleted: true,
+                    ..InMemory::default()
+                },
+            ),
+            (
+                "newest version missing",
+                InMemory {
+                    no_version: true,
+                    ..InMemory::default()
+                },
+            ),
+            (
+                "no data key",
+                InMemory {
+                    no_key: true,
+                    ..InMemory::default()
+                },
+            ),
+            (
+                "does not open",
+                InMemory {
+                    cipher_fails: true,
+                    ..InMemory::default()
+                },
+            ),
+            ("everything known", InMemory::default()),
+        ];
+        for (case, setup) in cases {
+            let (mocks, _, session) = in_memory(&setup);
+            let (value, audit) = run_in_memory(mocks, &credential(&session), "alice");
+            if case == "everything known" {
+                assert!(value.is_some(), "{case}");
+            } else {
+                assert!(value.is_none(), "{case}");
+                assert!(audit.recorded().is_empty(), "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn claims_and_sessions_that_do_not_fit_are_left_to_the_blocking_path() {
+        // Another user's name, and a name that is no username at all.
+        for claimed in ["bob", ""] {
+            let (mocks, _, session) = in_memory(&InMemory::default());
+            let (value, audit) = run_in_memory(mocks, &credential(&session), claimed);
+            assert!(value.is_none(), "{claimed:?}");
+            assert!(audit.recorded().is_empty());
+        }
+        // A token naming another user than the session's.
+        let (mocks, _, session) = in_memory(&InMemory::default());
+        let forged = Credential::Access {
+            user_id: UserId::generate(),
+            session_id: session.id,
+        };
+        assert!(run_in_memory(mocks, &forged, "alice").0.is_none());
+        // An expired session, and one whose use is due to be recorded (a touch
+        // is a write).
+        for now in [Timestamp(90_000), Timestamp(1_000 + 60)] {
+            let (mut mocks, _, session) = in_memory(&InMemory::default());
+            mocks.now = now;
+            let (value, audit) = run_in_memory(mocks, &credential(&session), "alice");
+            assert!(value.is_none(), "at {now:?}");
+            assert!(audit.recorded().is_empty());
+        }
     }
 }

@@ -66,10 +66,40 @@ fn live_session(
     let Some(session) = session.filter(|session| session.is_live(now)) else {
         return Ok(None);
     };
-    if now.as_secs() - session.last_used_at.as_secs() >= TOUCH_EVERY_SECS {
+    if needs_touch(&session, now) {
         ports.sessions.touch(&session.id, now)?;
     }
     Ok(Some(session))
+}
+
+/// Whether a use of `session` at `now` must be recorded ([`TOUCH_EVERY_SECS`]).
+fn needs_touch(session: &Session, now: Timestamp) -> bool {
+    now.as_secs() - session.last_used_at.as_secs() >= TOUCH_EVERY_SECS
+}
+
+/// [`live_session`] without blocking, for the reads that can be answered from
+/// memory: the session when the sessions port holds it in memory, it is live,
+/// it belongs to the token's user and its use needs no recording. `None` in
+/// every other case, whatever the reason: the caller then takes the blocking
+/// path, which gives the precise answer.
+fn live_session_in_memory(
+    ports: &Ports,
+    credential: &Credential,
+    now: Timestamp,
+) -> Option<Session> {
+    let session = match credential {
+        Credential::Access {
+            user_id,
+            session_id,
+        } => ports
+            .sessions
+            .find_in_memory(session_id)
+            .filter(|session| session.user_id == *user_id)?,
+        Credential::Cookie(cookie) => ports
+            .sessions
+            .find_by_cookie_in_memory(&ports.opaque_tokens.digest(cookie))?,
+    };
+    (session.is_live(now) && !needs_touch(&session, now)).then_some(session)
 }
 
 /// Resolves the caller's live session and account (with their data key) and checks

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::live_session;
+use super::{live_session, live_session_in_memory};
 use crate::ports::{CipherError, Ports, VersionWrite, WriteOutcome};
 use crate::{
     AuditAction, AuditEvent, AuditOutcome, Credential, Origin, RepoError, Secret, SecretListQuery,
@@ -277,6 +277,40 @@ pub(super) fn read_version(
     })
 }
 
+/// [`read_version`] of the newest version, without blocking: the secret when the
+/// secrets port holds it in memory, it is live, and it opens. `None` in every
+/// other case; the caller then takes the blocking path, which reads storage and
+/// gives the precise answer (a failure to open included).
+pub(super) fn read_newest_in_memory(
+    ports: &Ports,
+    owner: UserId,
+    key: Option<&WrappedDataKey>,
+    name: &SecretName,
+) -> Option<OpenedSecret> {
+    let (secret, stored) = ports.secrets.read_newest_in_memory(&owner, name)?;
+    let stored = stored.filter(|_| secret.is_live())?;
+    let value = ports
+        .cipher
+        .open(key?, &owner, name, stored.version, &stored.sealed)
+        .ok()?;
+    Some(OpenedSecret {
+        secret,
+        version: stored,
+        value,
+    })
+}
+
+/// Records a successful read of one of `owner`'s secrets.
+pub(super) fn audit_read(ports: &Ports, now: Timestamp, origin: &Origin, owner: UserId) {
+    ports.audit.record(AuditEvent::new(
+        now,
+        origin,
+        Some(owner),
+        AuditAction::SecretRead,
+        AuditOutcome::Success,
+    ));
+}
+
 /// Records `action` for `result`: who did it, and its outcome.
 pub(super) fn audit<T>(
     ports: &Ports,
@@ -379,6 +413,29 @@ impl Vault {
             let key = self.data_key(&owner)?;
             read_version(&self.ports, owner, key, name, version)
         })
+    }
+
+    /// [`Self::get`] of the newest version without blocking, for async callers:
+    /// `Some` when the ports hold the caller's session, data key and secret in
+    /// memory and it opens, with exactly what `get` would return, audited the
+    /// same way. `None` when that cannot be known without storage, and for every
+    /// failure: the caller then runs `get`, on a blocking thread, which answers
+    /// and audits it. Nothing is recorded for a `None`.
+    pub fn get_in_memory(
+        &self,
+        credential: &Credential,
+        name: &SecretName,
+        origin: &Origin,
+    ) -> Option<OpenedSecret> {
+        let now = self.ports.clock.now();
+        let session = live_session_in_memory(&self.ports, credential, now)?;
+        let (_, key) = self
+            .ports
+            .users
+            .find_with_data_key_in_memory(&session.user_id)?;
+        let opened = read_newest_in_memory(&self.ports, session.user_id, key.as_ref(), name)?;
+        audit_read(&self.ports, now, origin, session.user_id);
+        Some(opened)
     }
 
     /// A page of the caller's secrets, without values.

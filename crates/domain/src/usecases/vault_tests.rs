@@ -757,6 +757,96 @@ fn get_opens_the_newest_version() {
     );
 }
 
+impl World {
+    /// The ports hold Alice's session, her account with her key, and her
+    /// `raw_name` as `answer`, in memory; the blocking lookups of the `World`
+    /// are still there, but a test that expects only memory replaces them.
+    fn in_memory(
+        mut self,
+        raw_name: &'static str,
+        answer: Option<(Secret, Option<StoredVersion>)>,
+    ) -> Self {
+        let (session, owner) = (self.session.clone(), self.owner());
+        let (username, key) = (self.alice.username.clone(), self.key.clone());
+        self.mocks.sessions = crate::ports::MockSessionRepository::new();
+        self.mocks
+            .sessions
+            .expect_find_in_memory()
+            .withf(move |id| *id == session.id)
+            .returning(move |_| Some(session.clone()));
+        self.mocks.users = MockUserRepository::new();
+        self.mocks
+            .users
+            .expect_find_with_data_key_in_memory()
+            .withf(move |id| *id == owner)
+            .returning(move |_| Some((username.clone(), Some(key.clone()))));
+        self.mocks
+            .secrets
+            .expect_read_newest_in_memory()
+            .withf(move |id, name| *id == owner && name.as_str() == raw_name)
+            .returning(move |_, _| answer.clone());
+        self
+    }
+}
+
+#[test]
+fn get_in_memory_opens_the_newest_version_like_get() {
+    let world = World::new();
+    let owner = world.owner();
+    let world = world
+        .in_memory(
+            "team/db",
+            Some((secret(owner, "team/db", 3), Some(stored_version(3)))),
+        )
+        .opening();
+    let (opened, audit, owner) =
+        world.run(|vault, who, from| vault.get_in_memory(who, &name("team/db"), from));
+    let opened = opened.expect("answered from memory");
+    assert_eq!(opened.value.expose(), "value of v3");
+    assert_eq!(opened.version, stored_version(3));
+    assert_eq!(opened.secret, secret(owner, "team/db", 3));
+    assert_eq!(
+        audit.recorded(),
+        one(AuditAction::SecretRead, AuditOutcome::Success, owner)
+    );
+}
+
+/// What the secrets port holds in memory for an owner.
+type Answer = Box<dyn Fn(UserId) -> Option<(Secret, Option<StoredVersion>)>>;
+
+#[test]
+fn get_in_memory_leaves_unknown_deleted_and_unopenable_secrets_to_get() {
+    let owner_of = |world: &World| world.owner();
+    let cases: Vec<(&str, Answer)> = vec![
+        ("not in memory", Box::new(|_| None)),
+        (
+            "soft-deleted",
+            Box::new(|owner| Some((deleted(secret(owner, "x", 2)), Some(stored_version(2))))),
+        ),
+        // Version 2's row holding what was sealed for version 1: the cipher
+        // refuses it.
+        (
+            "does not open",
+            Box::new(|owner| {
+                let rolled_back = StoredVersion {
+                    sealed: sealed_for(SecretVersion(1)),
+                    ..stored_version(2)
+                };
+                Some((secret(owner, "x", 2), Some(rolled_back)))
+            }),
+        ),
+    ];
+    for (case, answer) in cases {
+        let world = World::new();
+        let owner = owner_of(&world);
+        let world = world.in_memory("x", answer(owner)).opening();
+        let (opened, audit, _) =
+            world.run(|vault, who, from| vault.get_in_memory(who, &name("x"), from));
+        assert!(opened.is_none(), "{case}");
+        assert!(audit.recorded().is_empty(), "{case}");
+    }
+}
+
 #[test]
 fn get_opens_a_kept_older_version() {
     let world = World::new();

@@ -9,6 +9,7 @@ mod audit;
 pub mod copy;
 mod schema;
 mod secrets;
+mod serve_lock;
 mod sessions;
 mod users;
 
@@ -25,6 +26,7 @@ use crate::redact_url;
 
 pub use audit::DieselAuditLog;
 pub use secrets::DieselSecretRepository;
+pub use serve_lock::ServeLock;
 pub use sessions::DieselSessionRepository;
 pub use users::DieselUserRepository;
 
@@ -350,6 +352,29 @@ pub enum DbError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migration(#[source] BoxError),
+    /// Another server holds a claim on this SQLite database that this one
+    /// cannot share ([`ServeLock`]).
+    #[error(
+        "the SQLite database {database} is already served by {}{}. A server with the read cache \
+         (the default) must be the only server of its database: stop the other first, or set \
+         SAFEBOX_READ_CACHE_MIB=0 on every server that shares the file",
+        if *.exclusive { "another safebox server" } else { "a safebox server with the read cache on" },
+        pid_note(.holder)
+    )]
+    InUse {
+        /// The database file.
+        database: String,
+        /// The pid of the last server that claimed it, when it is known.
+        holder: Option<u32>,
+        /// Whether this server wanted it alone (it has the read cache on).
+        exclusive: bool,
+    },
+}
+
+fn pid_note(holder: &Option<u32>) -> String {
+    holder
+        .map(|pid| format!(" (pid {pid}, or another)"))
+        .unwrap_or_default()
 }
 
 /// Opens the connection pools on `url`: `pool_size` connections for reads and,
