@@ -13,6 +13,7 @@ use utoipa_swagger_ui::Config;
 
 use crate::error::ApiError;
 use crate::handlers;
+use crate::request_id::named;
 
 /// The OpenAPI description served at `/openapi.yaml`.
 pub const OPENAPI_YAML: &str =
@@ -39,21 +40,24 @@ static SWAGGER_CONFIG: LazyLock<Arc<Config<'static>>> =
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let get_only =
         || web::to(|| async { Err::<HttpResponse, _>(handlers::method_not_allowed("GET".into())) });
-    cfg.service(
+    cfg.service(named(
         web::resource("/openapi.yaml")
             .route(web::get().to(openapi_yaml))
             .default_service(get_only()),
-    )
-    .service(
+        "/openapi.yaml",
+    ))
+    .service(named(
         web::resource("/docs")
             .route(web::get().to(docs_redirect))
             .default_service(get_only()),
-    )
-    .service(
+        "/docs",
+    ))
+    .service(named(
         web::resource("/docs/{file:.*}")
             .route(web::get().to(docs_file))
             .default_service(get_only()),
-    );
+        "/docs/{file}",
+    ));
 }
 
 /// `GET /openapi.yaml`: the OpenAPI 3.1 description of this API.

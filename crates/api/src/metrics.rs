@@ -54,7 +54,7 @@ const LOGIN_OUTCOMES: [AuditOutcome; 3] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Per (method, route template).
-    http: Mutex<HashMap<(&'static str, String), RouteSeries>>,
+    http: Mutex<HashMap<(&'static str, &'static str), RouteSeries>>,
     /// Logins by outcome, in the order of [`LOGIN_OUTCOMES`].
     logins: [AtomicU64; 3],
     lockouts: AtomicU64,
@@ -93,7 +93,7 @@ impl Metrics {
     pub(crate) fn observe_request(
         &self,
         method: &'static str,
-        route: String,
+        route: &'static str,
         status: u16,
         took: Duration,
     ) {
@@ -265,12 +265,12 @@ impl Metrics {
 
     fn render_http(&self, out: &mut String) {
         // Copied out so the lock is not held while formatting.
-        let mut series: Vec<((&'static str, String), RouteSeries)> = {
+        let mut series: Vec<((&'static str, &'static str), RouteSeries)> = {
             let http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
             http.iter()
                 .map(|(key, s)| {
                     (
-                        key.clone(),
+                        *key,
                         RouteSeries {
                             statuses: s.statuses.clone(),
                             buckets: s.buckets,
@@ -325,7 +325,7 @@ impl Metrics {
                     cumulative,
                 );
             }
-            let labels = [("method", *method), ("route", route.as_str())];
+            let labels = [("method", *method), ("route", *route)];
             sample(
                 out,
                 "safebox_http_request_duration_seconds_bucket",
@@ -403,31 +403,6 @@ pub(crate) fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The route label: the matched pattern as documented (`/secrets/{name:.*}`
-/// becomes `/secrets/{name}`), or [`UNMATCHED`].
-pub(crate) fn route_label(pattern: Option<String>) -> String {
-    let Some(pattern) = pattern else {
-        return UNMATCHED.to_owned();
-    };
-    let mut label = String::with_capacity(pattern.len());
-    // Inside a `{name:regex}` after the colon: the depth of the regex's own braces.
-    let mut regex_depth: Option<usize> = None;
-    for c in pattern.chars() {
-        match (regex_depth, c) {
-            (None, ':') if label.rfind('{') > label.rfind('}') => regex_depth = Some(0),
-            (None, c) => label.push(c),
-            (Some(0), '}') => {
-                regex_depth = None;
-                label.push('}');
-            }
-            (Some(depth), '}') => regex_depth = Some(depth - 1),
-            (Some(depth), '{') => regex_depth = Some(depth + 1),
-            (Some(_), _) => {}
-        }
-    }
-    label
-}
-
 /// Middleware: counts every request by method, route template and status, and
 /// times it. Reads [`Metrics`] from the app data; without it, counts nothing.
 pub(crate) async fn track(
@@ -440,19 +415,16 @@ pub(crate) async fn track(
     let result = next.call(req).await;
     if let Some(metrics) = metrics {
         let (status, route) = match &result {
-            // Worked out by `request_id::assign`, the outermost middleware.
+            // Set by the route's resource (`request_id::named`).
             Ok(response) => (
                 response.status(),
                 response
                     .request()
                     .extensions()
                     .get::<RouteLabel>()
-                    .map_or_else(
-                        || route_label(response.request().match_pattern()),
-                        |route| route.0.clone(),
-                    ),
+                    .map_or(UNMATCHED, |route| route.0),
             ),
-            Err(err) => (err.as_response_error().status_code(), UNMATCHED.to_owned()),
+            Err(err) => (err.as_response_error().status_code(), UNMATCHED),
         };
         metrics.observe_request(method, route, status.as_u16(), started.elapsed());
     }
@@ -503,26 +475,6 @@ mod tests {
     use crate::hashing::HashingPool;
 
     #[test]
-    fn route_labels_are_templates_without_regexes() {
-        assert_eq!(route_label(None), "unmatched");
-        assert_eq!(route_label(Some("/get_secret".into())), "/get_secret");
-        assert_eq!(
-            route_label(Some("/secrets/{name:.*}".into())),
-            "/secrets/{name}"
-        );
-        assert_eq!(
-            route_label(Some("/secrets/{name:.*}/undelete".into())),
-            "/secrets/{name}/undelete"
-        );
-        assert_eq!(
-            route_label(Some("/user/{username}".into())),
-            "/user/{username}"
-        );
-        assert_eq!(route_label(Some("/a:b".into())), "/a:b");
-        assert_eq!(route_label(Some("/n/{id:\\d{3}}/x".into())), "/n/{id}/x");
-    }
-
-    #[test]
     fn unknown_methods_share_one_label() {
         assert_eq!(method_label(&Method::GET), "GET");
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
@@ -531,9 +483,9 @@ mod tests {
     #[test]
     fn the_exposition_has_every_family_with_help_type_and_escaped_labels() {
         let metrics = Metrics::default();
-        metrics.observe_request("GET", "/get_secret".into(), 401, Duration::from_millis(3));
-        metrics.observe_request("GET", "/get_secret".into(), 401, Duration::from_millis(30));
-        metrics.observe_request("GET", "/a\"b\\c\nd".into(), 200, Duration::from_secs(60));
+        metrics.observe_request("GET", "/get_secret", 401, Duration::from_millis(3));
+        metrics.observe_request("GET", "/get_secret", 401, Duration::from_millis(30));
+        metrics.observe_request("GET", "/a\"b\\c\nd", 200, Duration::from_secs(60));
         metrics.login(AuditOutcome::Failure);
         metrics.lockout();
         metrics.secret_read(true);

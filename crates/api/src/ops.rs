@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::http::Method;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
@@ -20,6 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::handlers;
 use crate::hashing::HashingStats;
 use crate::metrics::{Metrics, Snapshot};
+use crate::request_id::named;
 
 /// What the operator endpoints read: the database (to check it and count its
 /// connections), the counters and the hashing pool's statistics.
@@ -59,12 +61,13 @@ pub(crate) fn configure_metrics(cfg: &mut web::ServiceConfig) {
 }
 
 /// A resource answering GET, and 405 with `Allow: GET` to anything else.
-fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
-    web::resource(path)
+fn get_only(path: &'static str, route: actix_web::Route) -> impl HttpServiceFactory {
+    let resource = web::resource(path)
         .route(route)
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(handlers::method_not_allowed("GET".to_owned()))
-        }))
+        }));
+    named(resource, path)
 }
 
 /// `GET /healthz`: the process is up and serving. Touches nothing else, so a

@@ -14,16 +14,15 @@
 
 use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{HttpServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::web::Data;
 use safebox_infra::ClientIpSource;
 use tracing::{Instrument as _, Span};
 
 use crate::extract::ClientIp;
-use crate::metrics::route_label;
 use crate::state::AppState;
 
 /// The header.
@@ -43,10 +42,29 @@ impl RequestId {
     }
 }
 
-/// The route template the request matched (see [`route_label`]), in its
-/// extensions: worked out once, for the span and for the metrics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RouteLabel(pub(crate) String);
+/// The route template the request matched, as documented (`/secrets/{name}`,
+/// not the pattern `/secrets/{name:.*}`), in its extensions: set by the route's
+/// own resource ([`named`]), so the metrics need not match the path against
+/// the route table again. Requests no route matched have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteLabel(pub(crate) &'static str);
+
+/// `resource`, serving under the route template `label`: every request it
+/// serves, whatever the method, records `label` as its span's `http.route`
+/// and its [`RouteLabel`].
+pub(crate) fn named(resource: actix_web::Resource, label: &'static str) -> impl HttpServiceFactory {
+    resource.wrap(from_fn(move |req, next| route_named(label, req, next)))
+}
+
+async fn route_named(
+    label: &'static str,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    Span::current().record("http.route", label);
+    req.extensions_mut().insert(RouteLabel(label));
+    next.call(req).await
+}
 
 /// Whether `id` may be used as a request id as given.
 fn acceptable(id: &str) -> bool {
@@ -65,8 +83,9 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), ToOwned::to_owned)
 }
 
-/// The span every log line of the request is written in.
-fn request_span(req: &ServiceRequest, id: &str, route: &str) -> Span {
+/// The span every log line of the request is written in. Its `http.route` is
+/// recorded once routing has found the route ([`named`]).
+fn request_span(req: &ServiceRequest, id: &str) -> Span {
     let source = req
         .app_data::<Data<AppState>>()
         .map_or(ClientIpSource::Peer, |state| state.client_ip);
@@ -75,13 +94,13 @@ fn request_span(req: &ServiceRequest, id: &str, route: &str) -> Span {
         "HTTP request",
         request_id = %id,
         http.method = %req.method(),
-        http.route = %route,
+        http.route = tracing::field::Empty,
         http.client_ip = %ip.map_or_else(String::new, |ip| ip.to_string()),
     )
 }
 
-/// Middleware, outermost: settles the request id, stores it and the route
-/// template in the request's extensions, runs the request inside its span and
+/// Middleware, outermost: settles the request id, stores it in the request's
+/// extensions, runs the request inside its span and
 /// sets `X-Request-Id` on the response, whatever the response is (errors, 404s
 /// and middleware failures included).
 pub(crate) async fn assign(
@@ -91,13 +110,8 @@ pub(crate) async fn assign(
     let id = request_id_of(&req);
     // Only the characters checked above (or a UUID's): always a valid value.
     let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
-    let route = route_label(req.match_pattern());
-    let span = request_span(&req, &id, &route);
-    {
-        let mut extensions = req.extensions_mut();
-        extensions.insert(RequestId(id));
-        extensions.insert(RouteLabel(route));
-    }
+    let span = request_span(&req, &id);
+    req.extensions_mut().insert(RequestId(id));
     let response = span.in_scope(|| next.call(req));
     match response.instrument(span).await {
         Ok(mut response) => {

@@ -5,6 +5,7 @@ use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, Responder, Route, guard, web};
 
 use crate::handlers;
+use crate::request_id::named;
 
 /// One served operation: a method on a path, and its handler.
 pub struct ApiRoute {
@@ -137,6 +138,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 let allow = allow.clone();
                 async move { Err::<actix_web::HttpResponse, _>(handlers::method_not_allowed(allow)) }
             }));
-        cfg.service(resource);
+        // The documented template, not the pattern, is the route's name in
+        // metrics and logs.
+        cfg.service(named(resource, path));
     }
 }

@@ -318,7 +318,35 @@ async fn secret_names_and_usernames_never_reach_the_metrics() {
         .send()
         .await
         .unwrap();
+    // A method the path does not take, and the undelete route, whose pattern
+    // also spans slashes.
+    let refused = app
+        .request(
+            Method::PATCH,
+            "/secrets/team-alpha/db-password",
+            Auth::Bearer(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 405);
+    let undelete = app
+        .request(
+            Method::POST,
+            "/secrets/team-alpha/db-password/undelete",
+            Auth::Bearer(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(undelete.status(), 404);
     let text = scrape(&app).await;
+    for series in [
+        r#"safebox_http_requests_total{method="PATCH",route="/secrets/{name}",status="405"}"#,
+        r#"safebox_http_requests_total{method="POST",route="/secrets/{name}/undelete",status="404"}"#,
+    ] {
+        assert_eq!(value(&text, series), 1.0, "{series} in\n{text}");
+    }
     assert_eq!(
         value(
             &text,
