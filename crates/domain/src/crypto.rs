@@ -50,7 +50,7 @@ impl fmt::Debug for SealedData {
 }
 
 /// A user's data key, sealed by a master key. The plaintext data key exists only
-/// inside the cipher adapter, for the duration of one operation.
+/// inside the cipher adapter (which may keep the keys it uses most in memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedDataKey {
     /// The data key's own id, recorded on every secret it seals.

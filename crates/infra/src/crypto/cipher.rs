@@ -23,6 +23,7 @@ use std::fmt;
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
+use parking_lot::Mutex;
 use safebox_domain::ports::{CipherError, SecretCipher};
 use safebox_domain::{
     DataKeyId, KeyId, SealedData, SecretName, SecretValue, SecretVersion, UserId, WrappedDataKey,
@@ -236,8 +237,62 @@ fn secret_version_aad(
 
 /// [`SecretCipher`] with AES-256-GCM: the master key ring wraps per-user data
 /// keys, which seal the secrets.
+///
+/// Unwrapping a data key is an AES-GCM decryption under the master key and a
+/// key expansion, on every seal and open; the data keys of the users served
+/// most recently are kept unwrapped and expanded ([`OpenedKeys`]) instead.
 pub struct AesGcmSecretCipher {
     ring: MasterKeyRing,
+    opened: OpenedKeys,
+}
+
+/// The data keys unwrapped most recently, ready to use: a fixed table of
+/// [`OpenedKeys::SLOTS`] slots, each holding the last data key whose owner and
+/// id fall in it.
+///
+/// An entry is used only for exactly the wrapped key it was unwrapped from
+/// (the same owner, data key id, master key id and sealed bytes), so a key that
+/// was wrapped again, replaced or tampered with is unwrapped afresh, and fails
+/// as it would have. The expanded keys are zeroized when they leave the table
+/// (aes-gcm's `zeroize`). Holding them adds nothing a reader of the process's
+/// memory lacks: the master keys that unwrap every data key are there too
+/// (docs/security.md, out of scope).
+struct OpenedKeys {
+    slots: Box<[OpenedSlot]>,
+}
+
+/// One entry of [`OpenedKeys`]: whose data key, wrapped how, and unwrapped.
+type OpenedSlot = Mutex<Option<(UserId, WrappedDataKey, Aes256Gcm)>>;
+
+impl OpenedKeys {
+    /// About 200 KiB.
+    const SLOTS: usize = 256;
+
+    fn new() -> Self {
+        Self {
+            slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn slot(&self, owner: &UserId, key: &WrappedDataKey) -> &OpenedSlot {
+        // The last bytes of a UUID v4 are random.
+        let (owner, id) = (owner.0.as_bytes(), key.id.0.as_bytes());
+        let index = usize::from(u16::from_le_bytes([owner[14] ^ id[14], owner[15] ^ id[15]]));
+        &self.slots[index % self.slots.len()]
+    }
+
+    fn get(&self, owner: &UserId, key: &WrappedDataKey) -> Option<Aes256Gcm> {
+        match &*self.slot(owner, key).lock() {
+            Some((kept_owner, kept_key, aead)) if kept_owner == owner && kept_key == key => {
+                Some(aead.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn put(&self, owner: &UserId, key: &WrappedDataKey, aead: &Aes256Gcm) {
+        *self.slot(owner, key).lock() = Some((*owner, key.clone(), aead.clone()));
+    }
 }
 
 impl fmt::Debug for AesGcmSecretCipher {
@@ -251,7 +306,10 @@ impl fmt::Debug for AesGcmSecretCipher {
 impl AesGcmSecretCipher {
     /// A cipher that wraps new data keys with the newest key of `ring`.
     pub fn new(ring: MasterKeyRing) -> Self {
-        Self { ring }
+        Self {
+            ring,
+            opened: OpenedKeys::new(),
+        }
     }
 
     /// The data key in `key`, unwrapped.
@@ -273,14 +331,20 @@ impl AesGcmSecretCipher {
         Ok(plaintext)
     }
 
-    /// Unwraps `key` into a ready AES-GCM instance for its data key.
+    /// A ready AES-GCM instance for the data key in `key`: kept from an earlier
+    /// unwrap of exactly this wrapped key, or unwrapped now.
     fn data_key(&self, key: &WrappedDataKey, owner: &UserId) -> Result<Aes256Gcm, CipherError> {
+        if let Some(aead) = self.opened.get(owner, key) {
+            return Ok(aead);
+        }
         let raw = self.unwrap_key(key, owner)?;
         let raw: &[u8; 32] = raw
             .as_slice()
             .try_into()
             .map_err(|_| CipherError::Integrity)?;
-        Ok(aead_for(raw))
+        let aead = aead_for(raw);
+        self.opened.put(owner, key, &aead);
+        Ok(aead)
     }
 
     /// Wraps the data key `raw` with the sealing master key.
@@ -494,6 +558,66 @@ mod tests {
                 .seal(&key, &owner, &name("n"), V1, &value("same"))
                 .unwrap();
             assert!(nonces.insert(sealed.bytes[1..1 + NONCE_LEN].to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_kept_data_key_serves_only_the_exact_wrapped_key_it_came_from() {
+        let cipher = cipher();
+        let owner = UserId::generate();
+        let key = cipher.new_data_key(&owner).unwrap();
+        let sealed = cipher
+            .seal(&key, &owner, &name("n"), V1, &value("kept"))
+            .unwrap();
+        // The data key is kept now; each change to the wrapped key, or another
+        // owner, is unwrapped afresh and refused.
+        let mut tampered = key.clone();
+        let last = tampered.sealed.bytes.len() - 1;
+        tampered.sealed.bytes[last] ^= 1;
+        let mut other_master = key.clone();
+        other_master.sealed.key_id = KeyId("mk-elsewhere".into());
+        // Another owner whose id falls in the same slot.
+        let mut same_slot = *UserId::generate().0.as_bytes();
+        same_slot[14..].copy_from_slice(&owner.0.as_bytes()[14..]);
+        let other_owner = UserId(uuid::Uuid::from_bytes(same_slot));
+        for (what, wrapped, whose) in [
+            ("tampered", &tampered, owner),
+            ("another owner", &key, other_owner),
+        ] {
+            assert!(
+                matches!(
+                    cipher.open(wrapped, &whose, &name("n"), V1, &sealed),
+                    Err(CipherError::Integrity)
+                ),
+                "{what}"
+            );
+        }
+        assert!(matches!(
+            cipher.open(&other_master, &owner, &name("n"), V1, &sealed),
+            Err(CipherError::UnknownKey(_))
+        ));
+        let opened = cipher.open(&key, &owner, &name("n"), V1, &sealed).unwrap();
+        assert_eq!(opened.expose(), "kept");
+    }
+
+    #[test]
+    fn data_keys_sharing_a_slot_each_open_their_own_secrets() {
+        let cipher = cipher();
+        let users: Vec<(UserId, WrappedDataKey, SealedData)> = (0..OpenedKeys::SLOTS * 4)
+            .map(|n| {
+                let owner = UserId::generate();
+                let key = cipher.new_data_key(&owner).unwrap();
+                let sealed = cipher
+                    .seal(&key, &owner, &name("n"), V1, &value(&format!("value {n}")))
+                    .unwrap();
+                (owner, key, sealed)
+            })
+            .collect();
+        for _ in 0..2 {
+            for (n, (owner, key, sealed)) in users.iter().enumerate() {
+                let opened = cipher.open(key, owner, &name("n"), V1, sealed).unwrap();
+                assert_eq!(opened.expose(), format!("value {n}"));
+            }
         }
     }
 
