@@ -13,7 +13,7 @@ use super::MessageResponse;
 use super::users::UserBody;
 use crate::error::ApiError;
 use crate::extract::{
-    AuthUser, IpRateLimit, JsonBody, JsonOrFormBody, REFUSAL_PACE, RequestOrigin, SESSION_COOKIE,
+    AuthUser, IpRateLimit, JsonBody, JsonOrFormBody, RequestOrigin, SESSION_COOKIE, pace_refusal,
 };
 use crate::hashing::PoolError;
 use crate::state::AppState;
@@ -56,7 +56,7 @@ where
     match actix_web::rt::time::timeout(deadline, state.hashing.run(job)).await {
         Ok(Ok(Some(result))) => Ok(result),
         Ok(Err(PoolError::Saturated)) => {
-            actix_web::rt::time::sleep(REFUSAL_PACE).await;
+            pace_refusal().await;
             Err(PoolError::Saturated.into())
         }
         Ok(Err(err)) => Err(err.into()),
