@@ -31,7 +31,8 @@ use safebox_domain::{
 
 use super::schema::audit_events;
 use super::{
-    DbConnection, DbPool, checkout, checkout_write, native, repo_error, write_transaction,
+    DbConnection, DbPool, checkout, checkout_background_write, native, repo_error,
+    write_transaction,
 };
 use crate::log_throttle::LogThrottle;
 
@@ -42,7 +43,13 @@ use crate::log_throttle::LogThrottle;
 const QUEUE_CAPACITY: usize = 65_536;
 /// The most events one transaction inserts.
 const BATCH: usize = 8_192;
+/// How often, in rows, the SQLite writer yields its core and looks for a
+/// request waiting to write.
 const YIELD_EVERY: usize = 4;
+/// The rows one pruning statement deletes.
+const PRUNE_ROWS: i64 = 10_000;
+/// How long the writer waits for requests' writes before it goes on, at most.
+const GIVE_WAY: Duration = Duration::from_millis(50);
 /// The rows of one multi-row `INSERT` on MySQL.
 #[cfg(feature = "mysql")]
 const MYSQL_ROWS: usize = 500;
@@ -166,9 +173,7 @@ fn write_loop(
                 let mut batch = Vec::with_capacity(BATCH.min(receiver.len() + 1));
                 batch.push(first);
                 batch.extend(receiver.try_iter().take(BATCH - 1));
-                if let Err(err) = insert(pool, &batch) {
-                    tracing::error!(error = %err, events = batch.len(), "writing audit events failed");
-                }
+                write_batch(pool, &batch);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -194,40 +199,105 @@ fn linger(receiver: &Receiver<AuditEvent>) {
     }
 }
 
-fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<(), RepoError> {
-    let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
-    let mut conn = checkout_write(pool)?;
-    write_transaction(&mut conn, |conn| match conn {
-        DbConnection::Sqlite(conn) => rows.chunks(YIELD_EVERY).try_for_each(|chunk| {
-            chunk.iter().try_for_each(|row| {
-                diesel::insert_into(audit_events::table)
-                    .values(row)
-                    .execute(conn)
-                    .map(drop)
-            })?;
-            std::thread::yield_now();
-            Ok(())
-        }),
-        #[cfg(feature = "mysql")]
-        DbConnection::Mysql(conn) => rows.chunks(MYSQL_ROWS).try_for_each(|chunk| {
-            diesel::insert_into(audit_events::table)
-                .values(chunk)
-                .execute(conn)
-                .map(drop)
-        }),
-    })
-    .map_err(repo_error)?;
-    Ok(())
+/// Writes `batch`, in as many transactions as requests' writes make it take:
+/// each time one commits early to let a request write, the writer waits until
+/// no request waits any more (at most [`GIVE_WAY`]) and goes on with the rest.
+fn write_batch(pool: &DbPool, batch: &[AuditEvent]) {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        match insert(pool, rest) {
+            Ok(written) => rest = &rest[written..],
+            Err(err) => {
+                tracing::error!(error = %err, events = rest.len(), "writing audit events failed");
+                return;
+            }
+        }
+        if !rest.is_empty() {
+            give_way(pool);
+        }
+    }
 }
 
+/// Inserts `events` in one transaction and returns how many it inserted: all
+/// of them, or on SQLite fewer when a request started waiting for the one
+/// write connection meanwhile. Then it commits what it has at once, so that a
+/// logout or a password change never waits behind a backlog of audit events.
+fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<usize, RepoError> {
+    let mut conn = checkout_background_write(pool)?;
+    write_transaction(&mut conn, |conn| match conn {
+        DbConnection::Sqlite(conn) => {
+            let mut written = 0;
+            for chunk in events.chunks(YIELD_EVERY) {
+                for event in chunk {
+                    diesel::insert_into(audit_events::table)
+                        .values(AuditRow::from(event))
+                        .execute(conn)?;
+                }
+                written += chunk.len();
+                if pool.writers_waiting() {
+                    break;
+                }
+                // Requests sharing the core run first; nobody waits for the lock.
+                std::thread::yield_now();
+            }
+            Ok(written)
+        }
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(conn) => {
+            let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
+            for chunk in rows.chunks(MYSQL_ROWS) {
+                diesel::insert_into(audit_events::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+            Ok(events.len())
+        }
+    })
+    .map_err(repo_error)
+}
+
+/// Deletes the events before `cutoff`, [`PRUNE_ROWS`] at a time, giving way
+/// to requests' writes between the rounds: a first prune of a busy log can
+/// hold millions of rows, which one statement would hold the write lock for.
 fn prune_before(pool: &DbPool, cutoff: Timestamp) -> Result<u64, RepoError> {
-    let mut conn = checkout_write(pool)?;
-    let deleted = native!(&mut *conn, |conn| diesel::delete(
-        audit_events::table.filter(audit_events::at.lt(cutoff.as_secs()))
-    )
-    .execute(conn))
-    .map_err(repo_error)?;
-    Ok(deleted as u64)
+    use diesel::sql_types::BigInt;
+
+    let mut total = 0;
+    loop {
+        let deleted = {
+            let mut conn = checkout_background_write(pool)?;
+            match &mut *conn {
+                DbConnection::Sqlite(conn) => diesel::sql_query(
+                    "DELETE FROM audit_events WHERE id IN \
+                     (SELECT id FROM audit_events WHERE at < ? LIMIT ?)",
+                )
+                .bind::<BigInt, _>(cutoff.as_secs())
+                .bind::<BigInt, _>(PRUNE_ROWS)
+                .execute(conn),
+                #[cfg(feature = "mysql")]
+                DbConnection::Mysql(conn) => {
+                    diesel::sql_query("DELETE FROM audit_events WHERE at < ? LIMIT ?")
+                        .bind::<BigInt, _>(cutoff.as_secs())
+                        .bind::<BigInt, _>(PRUNE_ROWS)
+                        .execute(conn)
+                }
+            }
+            .map_err(repo_error)?
+        };
+        total += deleted as u64;
+        if (deleted as i64) < PRUNE_ROWS {
+            return Ok(total);
+        }
+        give_way(pool);
+    }
+}
+
+/// Waits while requests wait for the write connection, at most [`GIVE_WAY`].
+fn give_way(pool: &DbPool) {
+    let until = Instant::now() + GIVE_WAY;
+    while pool.writers_waiting() && Instant::now() < until {
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 impl AuditLog for DieselAuditLog {
@@ -293,5 +363,76 @@ impl Drop for DieselAuditLog {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use safebox_domain::Origin;
+
+    use super::*;
+
+    fn database() -> (tempfile::TempDir, DbPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("audit.db").display().to_string();
+        let pool = super::super::connect(&url, 2, Duration::from_secs(2)).unwrap();
+        super::super::migrate(&pool).unwrap();
+        (dir, pool)
+    }
+
+    fn events(count: usize, at: i64) -> Vec<AuditEvent> {
+        (0..count)
+            .map(|_| {
+                AuditEvent::new(
+                    Timestamp(at),
+                    &Origin::ip("192.0.2.1"),
+                    None,
+                    AuditAction::SecretRead,
+                    AuditOutcome::Success,
+                )
+            })
+            .collect()
+    }
+
+    fn stored(pool: &DbPool) -> i64 {
+        let mut conn = pool.get().unwrap();
+        native!(&mut *conn, |conn| audit_events::table
+            .count()
+            .get_result::<i64>(conn))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_batch_commits_early_when_a_request_waits_to_write() {
+        let (_dir, pool) = database();
+        let batch = events(100, 1_800_000_000);
+        // A request waiting for the one write connection: the batch commits
+        // after its first rows and hands the rest back.
+        pool.writers_waiting.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(insert(&pool, &batch).unwrap(), YIELD_EVERY);
+        assert_eq!(stored(&pool), YIELD_EVERY as i64);
+        // Nobody waiting: all of it, in one transaction.
+        pool.writers_waiting.fetch_sub(1, Ordering::SeqCst);
+        assert_eq!(insert(&pool, &batch).unwrap(), batch.len());
+        // write_batch finishes the whole batch whatever happens.
+        write_batch(&pool, &batch);
+        assert_eq!(stored(&pool), (YIELD_EVERY + 2 * batch.len()) as i64);
+    }
+
+    #[test]
+    fn pruning_deletes_in_rounds_and_only_what_is_old() {
+        let (_dir, pool) = database();
+        let old = events(usize::try_from(PRUNE_ROWS).unwrap() * 2 + 500, 1_000);
+        let recent = events(300, 2_000_000_000);
+        write_batch(&pool, &old);
+        write_batch(&pool, &recent);
+        assert_eq!(
+            prune_before(&pool, Timestamp(1_000_000)).unwrap(),
+            old.len() as u64
+        );
+        assert_eq!(stored(&pool), recent.len() as i64);
+        assert_eq!(prune_before(&pool, Timestamp(1_000_000)).unwrap(), 0);
     }
 }

@@ -13,6 +13,8 @@ mod serve_lock;
 mod sessions;
 mod users;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
@@ -240,6 +242,9 @@ pub struct DbPool {
     backend: Backend,
     reads: DbConnPool,
     writes: DbConnPool,
+    /// Requests waiting for a write connection: the audit log's background
+    /// writer gives way to them ([`checkout_background_write`]).
+    writers_waiting: Arc<AtomicUsize>,
 }
 
 impl DbPool {
@@ -269,6 +274,13 @@ impl DbPool {
         }
         .inspect_err(note_failure)
         .map_err(PingError::Query)
+    }
+
+    /// Whether a request is waiting for a write connection. On SQLite there is
+    /// one, so a background writer holding it (the audit log, in batches)
+    /// checks this between rows and commits early to let the request write.
+    pub(crate) fn writers_waiting(&self) -> bool {
+        self.writers_waiting.load(Ordering::SeqCst) > 0
     }
 
     /// How many connections of each pool are idle and in use, for metrics.
@@ -417,6 +429,7 @@ pub fn connect(url: &str, pool_size: u32, timeout: Duration) -> Result<DbPool, D
         backend,
         reads,
         writes,
+        writers_waiting: Arc::default(),
     })
 }
 
@@ -566,8 +579,23 @@ fn checkout(pool: &DbPool) -> Result<Conn, RepoError> {
     checkout_from(&pool.reads)
 }
 
-/// A connection of the write pool; see [`DbPool`].
+/// A connection of the write pool for a request's write; see [`DbPool`]. While
+/// it waits, background writers give way ([`DbPool::writers_waiting`]).
 fn checkout_write(pool: &DbPool) -> Result<Conn, RepoError> {
+    struct Waiting<'a>(&'a AtomicUsize);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    pool.writers_waiting.fetch_add(1, Ordering::SeqCst);
+    let _waiting = Waiting(&pool.writers_waiting);
+    checkout_from(&pool.writes)
+}
+
+/// A connection of the write pool for background work (the audit log), which
+/// must not hold it while requests wait: see [`DbPool::writers_waiting`].
+fn checkout_background_write(pool: &DbPool) -> Result<Conn, RepoError> {
     checkout_from(&pool.writes)
 }
 
