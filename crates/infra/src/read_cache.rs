@@ -93,11 +93,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
 
     /// Keeps `value`, weighing `weight` bytes, unless something was dropped since
     /// `ticket` was taken (the value may be older than that drop) or it alone is
-    /// over the budget. Returns the entries evicted to make room.
-    fn fill(&mut self, ticket: Ticket, key: K, value: V, weight: usize) -> Vec<(K, V)> {
+    /// over the budget. Returns the entries evicted to make room, or `None` when
+    /// it kept nothing.
+    fn fill(&mut self, ticket: Ticket, key: K, value: V, weight: usize) -> Option<Vec<(K, V)>> {
         let weight = weight + ENTRY_OVERHEAD;
         if ticket.0 != self.generation || weight > self.budget {
-            return Vec::new();
+            return None;
         }
         if let Some((_, old)) = self.entries.put(key, (value, weight)) {
             self.bytes -= old;
@@ -111,7 +112,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
             self.bytes -= weight;
             evicted.push((key, value));
         }
-        evicted
+        Some(evicted)
     }
 
     /// Changes a kept entry in place (its weight must not change); does nothing
@@ -122,9 +123,17 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         }
     }
 
-    /// Drops `key`, and makes every lookup that started before this keep nothing.
+    /// Drops `key` after a write, and makes every lookup that started before
+    /// this keep nothing: what they read may be older than the write.
     fn drop_key(&mut self, key: &K) -> Option<V> {
         self.generation += 1;
+        self.forget(key)
+    }
+
+    /// Drops `key` because storage no longer has it (a lookup found nothing).
+    /// Nothing was written, so lookups in flight may keep what they found: a
+    /// write that removed it drops it itself.
+    fn forget(&mut self, key: &K) -> Option<V> {
         let (value, weight) = self.entries.pop(key)?;
         self.bytes -= weight;
         Some(value)
@@ -177,6 +186,12 @@ impl Sessions {
 
     fn drop_session(&mut self, id: &SessionId) {
         if let Some(kept) = self.by_id.drop_key(id) {
+            self.forget_cookies(vec![(*id, kept)]);
+        }
+    }
+
+    fn forget_session(&mut self, id: &SessionId) {
+        if let Some(kept) = self.by_id.forget(id) {
             self.forget_cookies(vec![(*id, kept)]);
         }
     }
@@ -270,11 +285,11 @@ impl ReadCache {
             session: session.clone(),
             cookie: cookie.clone(),
         };
-        let evicted = sessions.by_id.fill(ticket, session.id, kept, weight);
+        let Some(evicted) = sessions.by_id.fill(ticket, session.id, kept, weight) else {
+            return;
+        };
         sessions.forget_cookies(evicted);
-        if let Some(cookie) = cookie
-            && sessions.by_id.entries.contains(&session.id)
-        {
+        if let Some(cookie) = cookie {
             sessions.by_cookie.insert(cookie, session.id);
         }
     }
@@ -288,6 +303,10 @@ impl ReadCache {
 
     fn drop_session(&self, id: &SessionId) {
         self.sessions.lock().drop_session(id);
+    }
+
+    fn forget_session(&self, id: &SessionId) {
+        self.sessions.lock().forget_session(id);
     }
 
     fn drop_sessions_of(&self, user: &UserId) {
@@ -316,8 +335,8 @@ impl ReadCache {
         self.owners.lock().fill(ticket, id, owner, weight);
     }
 
-    fn drop_owner(&self, id: &UserId) {
-        self.owners.lock().drop_key(id);
+    fn forget_owner(&self, id: &UserId) {
+        self.owners.lock().forget(id);
     }
 
     fn secret(&self, owner: &UserId, name: &SecretName) -> Option<Newest> {
@@ -351,10 +370,14 @@ impl ReadCache {
         self.secrets.lock().drop_key(&(*owner, name.clone()));
     }
 
+    fn forget_secret(&self, owner: &UserId, name: &SecretName) {
+        self.secrets.lock().forget(&(*owner, name.clone()));
+    }
+
     /// Drops everything kept of an account that is gone.
     fn drop_user(&self, id: &UserId) {
         self.drop_sessions_of(id);
-        self.drop_owner(id);
+        self.owners.lock().drop_key(id);
         self.secrets.lock().drop_where(|(owner, _), _| owner == id);
     }
 }
@@ -385,7 +408,7 @@ impl SessionRepository for CachingSessionRepository {
         let found = self.inner.find(id)?;
         match &found {
             Some(session) => self.cache.keep_session(ticket, session, None),
-            None => self.cache.drop_session(id),
+            None => self.cache.forget_session(id),
         }
         Ok(found)
     }
@@ -497,7 +520,7 @@ impl UserRepository for CachingUserRepository {
                 self.cache
                     .keep_owner(ticket, *id, (user.username.clone(), key.clone()));
             }
-            None => self.cache.drop_owner(id),
+            None => self.cache.forget_owner(id),
         }
         Ok(found)
     }
@@ -563,7 +586,7 @@ impl SecretRepository for CachingSecretRepository {
         let found = self.inner.read(owner, name, None)?;
         match &found {
             Some(newest) => self.cache.keep_secret(ticket, newest),
-            None => self.cache.drop_secret(owner, name),
+            None => self.cache.forget_secret(owner, name),
         }
         Ok(found)
     }
@@ -807,6 +830,43 @@ mod tests {
         let sessions = CachingSessionRepository::new(Arc::new(inner), cache);
         assert_eq!(sessions.find(&session.id).unwrap(), Some(session.clone()));
         assert_eq!(sessions.find_in_memory(&session.id), None);
+    }
+
+    #[test]
+    fn a_lookup_that_finds_nothing_spoils_no_other_lookup() {
+        let session = session_of(UserId::generate());
+        let cache = Arc::new(ReadCache::new(16 * MIB));
+        let mut inner = MockSessionRepository::new();
+        // While this lookup runs, another finds nothing for some other id:
+        // nothing was written, so this one's answer is still good to keep.
+        let (other, found) = (cache.clone(), session.clone());
+        inner.expect_find().times(1).returning(move |_| {
+            other.forget_session(&SessionId::generate());
+            Ok(Some(found.clone()))
+        });
+        let sessions = CachingSessionRepository::new(Arc::new(inner), cache);
+        sessions.find(&session.id).unwrap();
+        assert_eq!(sessions.find_in_memory(&session.id), Some(session));
+    }
+
+    #[test]
+    fn a_cookie_lookup_that_keeps_nothing_adds_no_cookie_entry() {
+        let session = session_of(UserId::generate());
+        let cookie = TokenDigest("digest".into());
+        let cache = Arc::new(ReadCache::new(16 * MIB));
+        let mut inner = sessions_finding(&session);
+        let (racing, found) = (cache.clone(), session.clone());
+        inner.expect_find_by_cookie().times(1).returning(move |_| {
+            // A write to another session drops it meanwhile.
+            racing.drop_session(&SessionId::generate());
+            Ok(Some(found.clone()))
+        });
+        let sessions = CachingSessionRepository::new(Arc::new(inner), cache.clone());
+        sessions.find(&session.id).unwrap();
+        sessions.find_by_cookie(&cookie).unwrap();
+        assert!(sessions.find_in_memory(&session.id).is_some(), "kept by id");
+        assert_eq!(sessions.find_by_cookie_in_memory(&cookie), None);
+        assert!(cache.sessions.lock().by_cookie.is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! ring unwraps the data keys it wrapped, so keys rotate without downtime.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -253,24 +254,34 @@ pub struct AesGcmSecretCipher {
 /// An entry is used only for exactly the wrapped key it was unwrapped from
 /// (the same owner, data key id, master key id and sealed bytes), so a key that
 /// was wrapped again, replaced or tampered with is unwrapped afresh, and fails
-/// as it would have. The expanded keys are zeroized when they leave the table
-/// (aes-gcm's `zeroize`). Holding them adds nothing a reader of the process's
-/// memory lacks: the master keys that unwrap every data key are there too
-/// (docs/security.md, out of scope).
+/// as it would have; and only for [`OpenedKeys::KEEP`] after it was unwrapped,
+/// so the key of a deleted account does not stay. The expanded keys are
+/// zeroized when they leave the table (aes-gcm's `zeroize`). Holding them adds
+/// nothing a reader of the process's memory lacks: the master keys that unwrap
+/// every data key are there too (docs/security.md, out of scope).
 struct OpenedKeys {
     slots: Box<[OpenedSlot]>,
+    keep: Duration,
 }
 
-/// One entry of [`OpenedKeys`]: whose data key, wrapped how, and unwrapped.
-type OpenedSlot = Mutex<Option<(UserId, WrappedDataKey, Aes256Gcm)>>;
+/// One entry of [`OpenedKeys`]: whose data key, wrapped how, unwrapped, and
+/// when.
+type OpenedSlot = Mutex<Option<(UserId, WrappedDataKey, Aes256Gcm, Instant)>>;
 
 impl OpenedKeys {
     /// About 200 KiB.
     const SLOTS: usize = 256;
+    /// How long a data key is used after it was unwrapped.
+    const KEEP: Duration = Duration::from_secs(600);
 
     fn new() -> Self {
+        Self::keeping_for(Self::KEEP)
+    }
+
+    fn keeping_for(keep: Duration) -> Self {
         Self {
             slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+            keep,
         }
     }
 
@@ -283,7 +294,9 @@ impl OpenedKeys {
 
     fn get(&self, owner: &UserId, key: &WrappedDataKey) -> Option<Aes256Gcm> {
         match &*self.slot(owner, key).lock() {
-            Some((kept_owner, kept_key, aead)) if kept_owner == owner && kept_key == key => {
+            Some((kept_owner, kept_key, aead, at))
+                if kept_owner == owner && kept_key == key && at.elapsed() < self.keep =>
+            {
                 Some(aead.clone())
             }
             _ => None,
@@ -291,7 +304,7 @@ impl OpenedKeys {
     }
 
     fn put(&self, owner: &UserId, key: &WrappedDataKey, aead: &Aes256Gcm) {
-        *self.slot(owner, key).lock() = Some((*owner, key.clone(), aead.clone()));
+        *self.slot(owner, key).lock() = Some((*owner, key.clone(), aead.clone(), Instant::now()));
     }
 }
 
@@ -598,6 +611,19 @@ mod tests {
         ));
         let opened = cipher.open(&key, &owner, &name("n"), V1, &sealed).unwrap();
         assert_eq!(opened.expose(), "kept");
+    }
+
+    #[test]
+    fn a_data_key_is_kept_only_for_its_time() {
+        let owner = UserId::generate();
+        let key = cipher().new_data_key(&owner).unwrap();
+        let aead = aead_for(&[9; 32]);
+        let kept = OpenedKeys::new();
+        kept.put(&owner, &key, &aead);
+        assert!(kept.get(&owner, &key).is_some());
+        let expired = OpenedKeys::keeping_for(Duration::ZERO);
+        expired.put(&owner, &key, &aead);
+        assert!(expired.get(&owner, &key).is_none());
     }
 
     #[test]

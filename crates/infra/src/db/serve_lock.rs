@@ -39,7 +39,7 @@ impl ServeLock {
         let DatabaseUrl::Sqlite(database) = DatabaseUrl::parse(url)? else {
             return Ok(None);
         };
-        let path = PathBuf::from(format!("{database}.lock"));
+        let path = lock_path(&database);
         let cannot = |err: std::io::Error| DbError::Connect {
             database: database.clone(),
             source: format!("cannot open the lock file {}: {err}", path.display()).into(),
@@ -79,6 +79,36 @@ impl ServeLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// `<database file>.lock`, for the file however it is named: an SQLite URI
+/// (`file:safebox.db?mode=rwc`) is reduced to its path, and the path made
+/// canonical (symbolic links and `..` resolved, through the file itself when it
+/// exists, else through its directory), so that two spellings of one database
+/// share one lock. (Two hard links to one file are two paths: not caught.)
+fn lock_path(database: &str) -> PathBuf {
+    let mut file = database;
+    if let Some(uri) = file.strip_prefix("file:") {
+        let path = uri.split(['?', '#']).next().unwrap_or(uri);
+        file = path
+            .strip_prefix("//localhost")
+            .or_else(|| path.strip_prefix("//"))
+            .unwrap_or(path);
+    }
+    let file = Path::new(file);
+    let canonical = std::fs::canonicalize(file).or_else(|_| {
+        let name = file.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
+        let parent = match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        std::fs::canonicalize(parent).map(|dir| dir.join(name))
+    });
+    let mut lock = canonical
+        .unwrap_or_else(|_| file.to_owned())
+        .into_os_string();
+    lock.push(".lock");
+    PathBuf::from(lock)
 }
 
 /// The pid the holder wrote into the lock file, if it did.
@@ -130,6 +160,36 @@ mod tests {
         assert!(message.contains("SAFEBOX_READ_CACHE_MIB=0"), "{message}");
         drop((one, two));
         assert!(ServeLock::claim(&url, true).unwrap().is_some());
+    }
+
+    #[test]
+    fn every_spelling_of_one_database_shares_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("data");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("safebox.db"), b"").unwrap();
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(real.join("safebox.db"), &link).unwrap();
+        let first = ServeLock::claim(&real.join("safebox.db").display().to_string(), true)
+            .unwrap()
+            .unwrap();
+        for spelling in [
+            format!("sqlite://{}", real.join("../data/safebox.db").display()),
+            link.display().to_string(),
+            format!("sqlite:file:{}?mode=rwc", real.join("safebox.db").display()),
+            format!(
+                "sqlite:file://localhost{}",
+                real.join("safebox.db").display()
+            ),
+        ] {
+            in_use(ServeLock::claim(&spelling, false));
+        }
+        assert_eq!(
+            first.path(),
+            std::fs::canonicalize(&real)
+                .unwrap()
+                .join("safebox.db.lock")
+        );
     }
 
     #[test]
