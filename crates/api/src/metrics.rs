@@ -23,7 +23,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
-use safebox_domain::ports::AuditLog;
+use safebox_domain::ports::{AuditLog, AuditRefused};
 use safebox_domain::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord};
 use safebox_domain::{RepoError, Timestamp};
 use safebox_infra::RedisConnections;
@@ -76,6 +76,17 @@ struct RouteSeries {
     count: u64,
 }
 
+/// The audit log's queue, sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct AuditQueue {
+    /// Events waiting for the writer.
+    pub depth: usize,
+    /// Events dropped because it was full.
+    pub dropped: u64,
+    /// Secret reads refused (503) because it was nearly full.
+    pub refused: u64,
+}
+
 /// What is sampled when `/metrics` is scraped rather than counted as it happens.
 pub(crate) struct Snapshot {
     /// The hashing pool's counters.
@@ -86,6 +97,8 @@ pub(crate) struct Snapshot {
     pub redis: Option<RedisConnections>,
     /// The read cache's entries, when it is on.
     pub read_cache: Option<ReadCacheEntries>,
+    /// The audit log's queue.
+    pub audit: AuditQueue,
 }
 
 impl Metrics {
@@ -206,6 +219,43 @@ impl Metrics {
                 );
             }
         }
+        family(
+            &mut out,
+            "safebox_audit_queue_depth",
+            "Audit events waiting to be written.",
+            "gauge",
+        );
+        sample(
+            &mut out,
+            "safebox_audit_queue_depth",
+            &[],
+            snapshot.audit.depth,
+        );
+        family(
+            &mut out,
+            "safebox_audit_events_dropped_total",
+            "Audit events dropped because the queue was full.",
+            "counter",
+        );
+        sample(
+            &mut out,
+            "safebox_audit_events_dropped_total",
+            &[],
+            snapshot.audit.dropped,
+        );
+        family(
+            &mut out,
+            "safebox_audit_refusals_total",
+            "Secret reads answered 503 because the audit queue was nearly full: no value \
+             leaves unrecorded.",
+            "counter",
+        );
+        sample(
+            &mut out,
+            "safebox_audit_refusals_total",
+            &[],
+            snapshot.audit.refused,
+        );
         family(
             &mut out,
             "safebox_secret_reads_total",
@@ -445,14 +495,25 @@ impl CountingAuditLog {
     }
 }
 
-impl AuditLog for CountingAuditLog {
-    fn record(&self, event: AuditEvent) {
+impl CountingAuditLog {
+    fn count(&self, event: &AuditEvent) {
         match event.action {
             AuditAction::Login => self.metrics.login(event.outcome),
             AuditAction::Lockout => self.metrics.lockout(),
             _ => {}
         }
+    }
+}
+
+impl AuditLog for CountingAuditLog {
+    fn record(&self, event: AuditEvent) {
+        self.count(&event);
         self.inner.record(event);
+    }
+
+    fn record_or_refuse(&self, event: AuditEvent) -> Result<(), AuditRefused> {
+        self.count(&event);
+        self.inner.record_or_refuse(event)
     }
 
     fn list(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError> {
@@ -504,6 +565,11 @@ mod tests {
                 accounts: 3,
                 secrets: 9,
             }),
+            audit: AuditQueue {
+                depth: 7,
+                dropped: 2,
+                refused: 5,
+            },
         });
         for line in [
             "# TYPE safebox_http_requests_total counter",
@@ -527,6 +593,10 @@ mod tests {
             "# TYPE safebox_redis_pool_connections gauge",
             "safebox_redis_pool_connections{state=\"idle\"} 5",
             "safebox_redis_pool_connections{state=\"in_use\"} 2",
+            "safebox_audit_queue_depth 7",
+            "safebox_audit_events_dropped_total 2",
+            "# TYPE safebox_audit_refusals_total counter",
+            "safebox_audit_refusals_total 5",
             "# TYPE safebox_secret_reads_total counter",
             "safebox_secret_reads_total{from=\"memory\"} 2",
             "safebox_secret_reads_total{from=\"storage\"} 1",
@@ -578,5 +648,25 @@ mod tests {
         assert_eq!(metrics.logins[1].load(Ordering::Relaxed), 0);
         assert_eq!(metrics.logins[2].load(Ordering::Relaxed), 1);
         assert_eq!(metrics.lockouts.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_audit_decorator_passes_a_refusal_on() {
+        // Only `record_or_refuse` is expected: falling back to `record` would
+        // let a read go unrecorded.
+        let mut inner = MockAuditLog::new();
+        inner
+            .expect_record_or_refuse()
+            .times(1)
+            .returning(|_| Err(AuditRefused));
+        let audit = CountingAuditLog::new(Arc::new(inner), Arc::default());
+        let event = AuditEvent::new(
+            Timestamp(1),
+            &Origin::operator(),
+            Some(UserId::generate()),
+            AuditAction::SecretRead,
+            AuditOutcome::Success,
+        );
+        assert_eq!(audit.record_or_refuse(event), Err(AuditRefused));
     }
 }

@@ -15,12 +15,12 @@ use futures_util::FutureExt as _;
 use futures_util::future::join_all;
 use safebox_infra::db::DbPool;
 use safebox_infra::log_throttle::LogThrottle;
-use safebox_infra::{ReadCache, RedisStore};
+use safebox_infra::{DieselAuditLog, ReadCache, RedisStore};
 use serde_json::{Map, Value, json};
 
 use crate::handlers;
 use crate::hashing::HashingStats;
-use crate::metrics::{Metrics, Snapshot};
+use crate::metrics::{AuditQueue, Metrics, Snapshot};
 use crate::request_id::named;
 
 /// What the operator endpoints read: the database (to check it and count its
@@ -36,6 +36,8 @@ pub(crate) struct Ops {
     pub hashing: HashingStats,
     /// The read cache, when it is on.
     pub read_cache: Option<Arc<ReadCache>>,
+    /// The audit log, for its queue.
+    pub audit: Arc<DieselAuditLog>,
 }
 
 /// The operator endpoints as (method, path), for comparing with openapi.yaml:
@@ -174,6 +176,11 @@ async fn metrics(ops: web::Data<Ops>) -> HttpResponse {
         connections: ops.db.connections(),
         redis: ops.redis.as_ref().map(RedisStore::connections),
         read_cache: ops.read_cache.as_deref().map(ReadCache::entries),
+        audit: AuditQueue {
+            depth: ops.audit.queued(),
+            dropped: ops.audit.dropped(),
+            refused: ops.audit.refused(),
+        },
     });
     HttpResponse::Ok()
         .insert_header(ContentType(

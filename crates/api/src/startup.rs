@@ -159,6 +159,11 @@ impl Application {
             config.access_token_ttl,
             clock.clone(),
         ));
+        let audit_log = Arc::new(DieselAuditLog::start(
+            pool.clone(),
+            config.audit_retention,
+            clock.clone(),
+        ));
         let ports = Ports {
             users,
             secrets,
@@ -172,14 +177,7 @@ impl Application {
             opaque_tokens: Arc::new(RandomOpaqueTokens),
             attempts,
             // Counts logins and lockouts for /metrics on the way to the database.
-            audit: Arc::new(CountingAuditLog::new(
-                Arc::new(DieselAuditLog::start(
-                    pool.clone(),
-                    config.audit_retention,
-                    clock.clone(),
-                )),
-                metrics.clone(),
-            )),
+            audit: Arc::new(CountingAuditLog::new(audit_log.clone(), metrics.clone())),
             clock,
         };
         let lockout = LockoutPolicy {
@@ -204,6 +202,7 @@ impl Application {
             metrics: metrics.clone(),
             hashing: hashing.stats(),
             read_cache: read_cache.clone(),
+            audit: audit_log,
         });
         let state_metrics = metrics.clone();
         let metrics = web::Data::from(metrics);

@@ -405,6 +405,17 @@ pub trait AuditLog: Send + Sync {
     /// reports that itself.
     fn record(&self, event: AuditEvent);
 
+    /// Records `event` only if the log can take it now, and says so: on `Err`
+    /// nothing was recorded. For what must not happen unrecorded: a secret's
+    /// value is returned only once its read is recorded, so a log that falls
+    /// behind refuses reads rather than lets them go unaudited. MUST NOT block,
+    /// and SHOULD keep room for [`Self::record`]'s events when it refuses
+    /// these. The default records and succeeds, for logs that never refuse.
+    fn record_or_refuse(&self, event: AuditEvent) -> Result<(), AuditRefused> {
+        self.record(event);
+        Ok(())
+    }
+
     /// A page of events, newest first. MUST return only `query.user`'s events when
     /// it is set, and only events older than `query.before` when that is set.
     fn list(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError>;
@@ -412,6 +423,12 @@ pub trait AuditLog: Send + Sync {
     /// Deletes events that happened before `cutoff`; returns how many.
     fn prune(&self, cutoff: Timestamp) -> Result<u64, RepoError>;
 }
+
+/// The audit log could not take an event now (it is behind); nothing was
+/// recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the audit log is not keeping up; the event was not recorded")]
+pub struct AuditRefused;
 
 /// A list of known breached or very common passwords.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

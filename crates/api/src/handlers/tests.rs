@@ -116,6 +116,7 @@ impl MockPorts {
         clock.expect_now().returning(|| Timestamp(2));
         let mut audit = MockAuditLog::new();
         audit.expect_record().returning(|_| ());
+        audit.expect_record_or_refuse().returning(|_| Ok(()));
         let ports = Ports {
             users: Arc::new(self.users),
             secrets: Arc::new(self.secrets),

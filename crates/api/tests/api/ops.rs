@@ -225,6 +225,11 @@ async fn metrics_are_prometheus_text_with_every_family() {
         ("safebox_hashing_queue_depth", "gauge"),
         ("safebox_hashing_rejections_total", "counter"),
         ("safebox_db_pool_connections", "gauge"),
+        ("safebox_audit_queue_depth", "gauge"),
+        ("safebox_audit_events_dropped_total", "counter"),
+        ("safebox_audit_refusals_total", "counter"),
+        ("safebox_secret_reads_total", "counter"),
+        ("safebox_read_cache_entries", "gauge"),
     ] {
         assert!(
             text.contains(&format!("\n# TYPE {family} {kind}\n")),

@@ -1,4 +1,4 @@
-use super::vault::{audit, audit_read, read_newest_in_memory, read_version};
+use super::vault::{audit_outcome, audit_read, read_newest_in_memory, read_version};
 use super::{caller_owning, live_session_in_memory};
 use crate::ports::Ports;
 use crate::{AuditAction, Credential, Origin, SecretName, SecretValue, Username};
@@ -40,15 +40,14 @@ impl GetSecret {
             ),
             Err(err) => (None, Err(err.into())),
         };
-        audit(
+        audit_outcome(
             &self.ports,
             now,
             origin,
             who,
             AuditAction::SecretRead,
-            &result,
-        );
-        result
+            result,
+        )
     }
 
     /// [`Self::execute`] without blocking, for async callers: `Some` when the
@@ -76,7 +75,8 @@ impl GetSecret {
             return None;
         }
         let opened = read_newest_in_memory(&self.ports, session.user_id, key.as_ref(), name)?;
-        audit_read(&self.ports, now, origin, session.user_id);
+        // Not recorded: the blocking path then answers (and refuses) it.
+        audit_read(&self.ports, now, origin, session.user_id).ok()?;
         Some(opened.value)
     }
 }
@@ -400,6 +400,29 @@ mod tests {
             )]
         );
         assert_eq!(audit.events()[0].client_ip.as_deref(), Some("203.0.113.5"));
+    }
+
+    /// A log that is behind refuses the read's event: the value does not
+    /// leave unrecorded, from storage or from memory.
+    #[test]
+    fn a_read_the_audit_log_cannot_record_is_refused_as_unavailable() {
+        let (mut mocks, alice) = happy();
+        mocks.audit = RecordingAudit::refusing();
+        let (result, audit) = run(mocks, alice.id, "alice");
+        assert!(
+            matches!(
+                result,
+                Err(GetSecretError::Repository(RepoError::Unavailable(_)))
+            ),
+            "{result:?}"
+        );
+        assert!(audit.recorded().is_empty());
+
+        let (mut mocks, _, session) = in_memory(&InMemory::default());
+        mocks.audit = RecordingAudit::refusing();
+        let (value, audit) = run_in_memory(mocks, &credential(&session), "alice");
+        assert!(value.is_none());
+        assert!(audit.recorded().is_empty());
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub(crate) mod fixtures {
     use std::sync::{Arc, Mutex};
 
     use crate::ports::{
-        AuditLog, Clock, MockAttemptLimiter, MockOpaqueTokens, MockPasswordHasher,
+        AuditLog, AuditRefused, Clock, MockAttemptLimiter, MockOpaqueTokens, MockPasswordHasher,
         MockSecretCipher, MockSecretRepository, MockSessionRepository, MockTokenIssuer,
         MockUserRepository, Ports,
     };
@@ -224,11 +224,16 @@ pub(crate) mod fixtures {
     /// What a [`RecordingAudit`] saw: (action, outcome, user) per event.
     pub type Recorded = Vec<(AuditAction, AuditOutcome, Option<UserId>)>;
 
-    /// An audit log that remembers what it was given.
+    /// An audit log that remembers what it was given; a refusing one turns
+    /// down every `record_or_refuse`, as a log that is behind does.
     #[derive(Clone, Default)]
-    pub struct RecordingAudit(Arc<Mutex<Vec<AuditEvent>>>);
+    pub struct RecordingAudit(Arc<Mutex<Vec<AuditEvent>>>, bool);
 
     impl RecordingAudit {
+        pub fn refusing() -> Self {
+            Self(Arc::default(), true)
+        }
+
         pub fn recorded(&self) -> Recorded {
             self.0
                 .lock()
@@ -246,6 +251,14 @@ pub(crate) mod fixtures {
     impl AuditLog for RecordingAudit {
         fn record(&self, event: AuditEvent) {
             self.0.lock().unwrap().push(event);
+        }
+
+        fn record_or_refuse(&self, event: AuditEvent) -> Result<(), AuditRefused> {
+            if self.1 {
+                return Err(AuditRefused);
+            }
+            self.record(event);
+            Ok(())
         }
 
         fn list(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError> {

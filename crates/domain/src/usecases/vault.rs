@@ -300,15 +300,47 @@ pub(super) fn read_newest_in_memory(
     })
 }
 
-/// Records a successful read of one of `owner`'s secrets.
-pub(super) fn audit_read(ports: &Ports, now: Timestamp, origin: &Origin, owner: UserId) {
-    ports.audit.record(AuditEvent::new(
-        now,
-        origin,
-        Some(owner),
-        AuditAction::SecretRead,
-        AuditOutcome::Success,
-    ));
+/// Records a successful read of one of `owner`'s secrets, or refuses it: the
+/// value must not be returned when its read cannot be recorded
+/// ([`AuditLog::record_or_refuse`](crate::ports::AuditLog::record_or_refuse)).
+pub(super) fn audit_read(
+    ports: &Ports,
+    now: Timestamp,
+    origin: &Origin,
+    owner: UserId,
+) -> Result<(), VaultError> {
+    ports
+        .audit
+        .record_or_refuse(AuditEvent::new(
+            now,
+            origin,
+            Some(owner),
+            AuditAction::SecretRead,
+            AuditOutcome::Success,
+        ))
+        .map_err(|refused| RepoError::Unavailable(Box::new(refused)).into())
+}
+
+/// Records `action` for `result`, as [`audit`] does, except that a successful
+/// read is recorded with [`audit_read`] and becomes unavailable when it cannot
+/// be.
+pub(super) fn audit_outcome<T>(
+    ports: &Ports,
+    now: Timestamp,
+    origin: &Origin,
+    who: Option<UserId>,
+    action: AuditAction,
+    result: Result<T, VaultError>,
+) -> Result<T, VaultError> {
+    match (action, &result, who) {
+        (AuditAction::SecretRead, Ok(_), Some(owner)) => {
+            audit_read(ports, now, origin, owner).and(result)
+        }
+        _ => {
+            audit(ports, now, origin, who, action, &result);
+            result
+        }
+    }
 }
 
 /// Records `action` for `result`: who did it, and its outcome.
@@ -370,8 +402,7 @@ impl Vault {
             Ok(None) => (credential.claimed_user(), Err(VaultError::NotAuthorized)),
             Err(err) => (None, Err(err.into())),
         };
-        audit(&self.ports, now, origin, who, action, &result);
-        result
+        audit_outcome(&self.ports, now, origin, who, action, result)
     }
 
     /// The caller's data key. `NotAuthorized` if the account is gone.
@@ -434,7 +465,8 @@ impl Vault {
             .users
             .find_with_data_key_in_memory(&session.user_id)?;
         let opened = read_newest_in_memory(&self.ports, session.user_id, key.as_ref(), name)?;
-        audit_read(&self.ports, now, origin, session.user_id);
+        // Not recorded: the blocking path then answers (and refuses) it.
+        audit_read(&self.ports, now, origin, session.user_id).ok()?;
         Some(opened)
     }
 

@@ -790,6 +790,41 @@ impl World {
 }
 
 #[test]
+fn a_read_the_audit_log_cannot_record_is_refused_and_nothing_else_is() {
+    let world = World::new();
+    let owner = world.owner();
+    let mut world = world
+        .reading(
+            "team/db",
+            None,
+            Some((secret(owner, "team/db", 3), Some(stored_version(3)))),
+        )
+        .opening();
+    world.mocks.audit = RecordingAudit::refusing();
+    let (result, audit, _) =
+        world.run(|vault, who, from| vault.get(who, &name("team/db"), None, from));
+    assert!(
+        matches!(
+            result,
+            Err(VaultError::Repository(RepoError::Unavailable(_)))
+        ),
+        "{result:?}"
+    );
+    assert!(audit.recorded().is_empty());
+
+    // A failed read is recorded as always: only values are held back.
+    let mut world = World::new().reading("missing", None, None);
+    world.mocks.audit = RecordingAudit::refusing();
+    let (result, audit, owner) =
+        world.run(|vault, who, from| vault.get(who, &name("missing"), None, from));
+    assert!(matches!(result, Err(VaultError::NotFound)));
+    assert_eq!(
+        audit.recorded(),
+        one(AuditAction::SecretRead, AuditOutcome::Failure, owner)
+    );
+}
+
+#[test]
 fn get_in_memory_opens_the_newest_version_like_get() {
     let world = World::new();
     let owner = world.owner();

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use diesel::prelude::*;
-use safebox_domain::ports::{AuditLog, Clock};
+use safebox_domain::ports::{AuditLog, AuditRefused, Clock};
 use safebox_domain::{
     AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditRecord, RepoError, Timestamp, UserId,
 };
@@ -41,11 +41,19 @@ use crate::log_throttle::LogThrottle;
 /// `make bench` reads 100,000 secrets a second on 2 cores, all audited: this is
 /// over half a second of them.
 const QUEUE_CAPACITY: usize = 65_536;
+/// Places of the queue that [`AuditLog::record_or_refuse`] leaves to
+/// [`AuditLog::record`]: a flood of reads, refused once the queue is this
+/// close to full, never crowds out a login or a write.
+const KEPT_FOR_RECORD: usize = 4_096;
 /// The most events one transaction inserts.
 const BATCH: usize = 8_192;
 /// How often, in rows, the SQLite writer yields its core and looks for a
 /// request waiting to write.
 const YIELD_EVERY: usize = 4;
+/// Events waiting beyond which the writer stops yielding its core: on a
+/// saturated machine every yield can cost it a whole round of other threads'
+/// time slices, and it would fall behind for good.
+const BACKLOG: usize = 8_192;
 /// The rows one pruning statement deletes.
 const PRUNE_ROWS: i64 = 10_000;
 /// How long the writer waits for requests' writes before it goes on, at most.
@@ -115,6 +123,7 @@ pub struct DieselAuditLog {
     sender: Option<Sender<AuditEvent>>,
     writer: Option<JoinHandle<()>>,
     dropped: Arc<AtomicU64>,
+    refused: AtomicU64,
 }
 
 impl std::fmt::Debug for DieselAuditLog {
@@ -140,12 +149,24 @@ impl DieselAuditLog {
             sender: Some(sender),
             writer: Some(writer),
             dropped: Arc::new(AtomicU64::new(0)),
+            refused: AtomicU64::new(0),
         }
     }
 
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events queued and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.sender.as_ref().map_or(0, Sender::len)
+    }
+
+    /// Events refused by [`AuditLog::record_or_refuse`] (and the reads they
+    /// were for) because the queue was nearly full.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -173,7 +194,7 @@ fn write_loop(
                 let mut batch = Vec::with_capacity(BATCH.min(receiver.len() + 1));
                 batch.push(first);
                 batch.extend(receiver.try_iter().take(BATCH - 1));
-                write_batch(pool, &batch);
+                write_batch(pool, &batch, &|| receiver.len() >= BACKLOG);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -202,10 +223,10 @@ fn linger(receiver: &Receiver<AuditEvent>) {
 /// Writes `batch`, in as many transactions as requests' writes make it take:
 /// each time one commits early to let a request write, the writer waits until
 /// no request waits any more (at most [`GIVE_WAY`]) and goes on with the rest.
-fn write_batch(pool: &DbPool, batch: &[AuditEvent]) {
+fn write_batch(pool: &DbPool, batch: &[AuditEvent], behind: &dyn Fn() -> bool) {
     let mut rest = batch;
     while !rest.is_empty() {
-        match insert(pool, rest) {
+        match insert(pool, rest, behind) {
             Ok(written) => rest = &rest[written..],
             Err(err) => {
                 tracing::error!(error = %err, events = rest.len(), "writing audit events failed");
@@ -222,7 +243,14 @@ fn write_batch(pool: &DbPool, batch: &[AuditEvent]) {
 /// of them, or on SQLite fewer when a request started waiting for the one
 /// write connection meanwhile. Then it commits what it has at once, so that a
 /// logout or a password change never waits behind a backlog of audit events.
-fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<usize, RepoError> {
+///
+/// Between rows it also yields its core, so that request workers sharing it
+/// run first, unless it is `behind`: then it writes as fast as it can.
+fn insert(
+    pool: &DbPool,
+    events: &[AuditEvent],
+    behind: &dyn Fn() -> bool,
+) -> Result<usize, RepoError> {
     let mut conn = checkout_background_write(pool)?;
     write_transaction(&mut conn, |conn| match conn {
         DbConnection::Sqlite(conn) => {
@@ -237,8 +265,9 @@ fn insert(pool: &DbPool, events: &[AuditEvent]) -> Result<usize, RepoError> {
                 if pool.writers_waiting() {
                     break;
                 }
-                // Requests sharing the core run first; nobody waits for the lock.
-                std::thread::yield_now();
+                if !behind() {
+                    std::thread::yield_now();
+                }
             }
             Ok(written)
         }
@@ -329,6 +358,27 @@ impl AuditLog for DieselAuditLog {
         }
     }
 
+    fn record_or_refuse(&self, event: AuditEvent) -> Result<(), AuditRefused> {
+        let Some(sender) = &self.sender else {
+            return Err(AuditRefused);
+        };
+        // The last places in the queue are kept for `record`'s events.
+        if sender.len() >= QUEUE_CAPACITY - KEPT_FOR_RECORD {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            static THROTTLE: LogThrottle = LogThrottle::new();
+            if let Some(also) = THROTTLE.admit() {
+                tracing::warn!(
+                    event = %event.action,
+                    also_refused_since_last_line = also,
+                    "audit queue nearly full: refusing what must be recorded (503)"
+                );
+            }
+            return Err(AuditRefused);
+        }
+        self.record(event);
+        Ok(())
+    }
+
     fn list(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, RepoError> {
         let mut conn = checkout(&self.pool)?;
         native!(&mut *conn, |conn| {
@@ -411,14 +461,58 @@ mod tests {
         // A request waiting for the one write connection: the batch commits
         // after its first rows and hands the rest back.
         pool.writers_waiting.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(insert(&pool, &batch).unwrap(), YIELD_EVERY);
+        assert_eq!(insert(&pool, &batch, &|| false).unwrap(), YIELD_EVERY);
         assert_eq!(stored(&pool), YIELD_EVERY as i64);
         // Nobody waiting: all of it, in one transaction.
         pool.writers_waiting.fetch_sub(1, Ordering::SeqCst);
-        assert_eq!(insert(&pool, &batch).unwrap(), batch.len());
+        assert_eq!(insert(&pool, &batch, &|| false).unwrap(), batch.len());
         // write_batch finishes the whole batch whatever happens.
-        write_batch(&pool, &batch);
+        write_batch(&pool, &batch, &|| false);
         assert_eq!(stored(&pool), (YIELD_EVERY + 2 * batch.len()) as i64);
+    }
+
+    #[test]
+    fn a_nearly_full_queue_refuses_what_must_be_recorded_and_keeps_room_for_the_rest() {
+        let (_dir, pool) = database();
+        let log = DieselAuditLog::start(
+            pool.clone(),
+            Duration::from_secs(86_400),
+            Arc::new(crate::SystemClock),
+        );
+        let event = || events(1, 1_800_000_000).remove(0);
+        // Holding the one write connection keeps the writer from draining the
+        // queue, as a slow disk would.
+        let held = pool.writes.get().unwrap();
+        let mut sent = 0;
+        while log.queued() < QUEUE_CAPACITY - KEPT_FOR_RECORD {
+            log.record(event());
+            sent += 1;
+        }
+        assert_eq!(log.record_or_refuse(event()), Err(AuditRefused));
+        assert_eq!(log.refused(), 1);
+        // `record` still has its room.
+        for _ in 0..KEPT_FOR_RECORD {
+            log.record(event());
+        }
+        sent += KEPT_FOR_RECORD;
+        assert_eq!(log.dropped(), 0);
+        log.record(event());
+        assert_eq!(log.dropped(), 1, "beyond the queue, events are dropped");
+
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while log.queued() > 0 {
+            assert!(Instant::now() < deadline, "the writer did not catch up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(log.record_or_refuse(event()), Ok(()));
+        sent += 1;
+        drop(log);
+        assert_eq!(
+            stored(&pool),
+            i64::try_from(sent).unwrap(),
+            "every event queued was written, the refused and dropped ones not"
+        );
     }
 
     #[test]
@@ -426,8 +520,8 @@ mod tests {
         let (_dir, pool) = database();
         let old = events(usize::try_from(PRUNE_ROWS).unwrap() * 2 + 500, 1_000);
         let recent = events(300, 2_000_000_000);
-        write_batch(&pool, &old);
-        write_batch(&pool, &recent);
+        write_batch(&pool, &old, &|| true);
+        write_batch(&pool, &recent, &|| false);
         assert_eq!(
             prune_before(&pool, Timestamp(1_000_000)).unwrap(),
             old.len() as u64
