@@ -589,6 +589,22 @@ def median_of(results: list[LoadResult], attr: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def audit_counters(port: int) -> dict[str, int]:
+    """The audit log's dropped events and refused reads, from /metrics."""
+    status, text = request(port, "GET", "/metrics")
+    if status != 200 or not isinstance(text, str):
+        raise BenchError(f"GET /metrics on :{port} answered {status}")
+    series = {"dropped": "safebox_audit_events_dropped_total ",
+              "refused": "safebox_audit_refusals_total "}
+    counters = {}
+    for key, prefix in series.items():
+        line = next((l for l in text.splitlines() if l.startswith(prefix)), None)
+        if line is None:
+            raise BenchError(f"/metrics on :{port} has no {prefix.strip()}")
+        counters[key] = int(float(line[len(prefix):]))
+    return counters
+
+
 def merge_statuses(results: list[LoadResult]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for result in results:
@@ -855,6 +871,12 @@ def bench(args) -> dict:
         time.sleep(1)
         status, body = request(sb_port, "GET", read_path, token=reader["token"])
         healthy_after = status == 200 and body.get("secret") == SECRET_VALUE
+        # Was every read audited? Both instances' audit counters.
+        audit = {"dropped": 0, "refused": 0}
+        for port in (sb_port, strict_port):
+            counters = audit_counters(port)
+            for key in audit:
+                audit[key] += counters[key]
         return {
             "machine": machine,
             "settings": {
@@ -891,6 +913,7 @@ def bench(args) -> dict:
                 "after_login": after_login,
                 "after_storm": after_storm,
                 "healthy_after": healthy_after,
+                "audit": audit,
             },
             "defaults_server": {"after_storm": after_strict},
             "baseline_server": base_snapshot,
@@ -1087,6 +1110,18 @@ def analyse(data: dict) -> dict:
             "ratio": f"{mib(peak_kib) / MAX_RSS_MIB:.2f}× target",
             "target": f"≤ {MAX_RSS_MIB:g} MiB",
             "result": verdict(peak_kib is not None and mib(peak_kib) <= MAX_RSS_MIB),
+            "cpu": "",
+        },
+        {
+            "scenario": "Audit: every secret read recorded",
+            "connections": None,
+            "rps": None, "p50_ms": None, "p99_ms": None,
+            "statuses": f"{data['server']['audit']['dropped']:,} events dropped, "
+            f"{data['server']['audit']['refused']:,} reads refused (503)",
+            "ratio": "",
+            "target": "none dropped or refused",
+            "result": verdict(data["server"]["audit"]["dropped"] == 0
+                              and data["server"]["audit"]["refused"] == 0),
             "cpu": "",
         },
     ]

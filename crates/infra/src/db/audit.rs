@@ -47,13 +47,8 @@ const QUEUE_CAPACITY: usize = 65_536;
 const KEPT_FOR_RECORD: usize = 4_096;
 /// The most events one transaction inserts.
 const BATCH: usize = 8_192;
-/// How often, in rows, the SQLite writer yields its core and looks for a
-/// request waiting to write.
+/// How often, in rows, the SQLite writer looks for a request waiting to write.
 const YIELD_EVERY: usize = 4;
-/// Events waiting beyond which the writer stops yielding its core: on a
-/// saturated machine every yield can cost it a whole round of other threads'
-/// time slices, and it would fall behind for good.
-const BACKLOG: usize = 8_192;
 /// The rows one pruning statement deletes.
 const PRUNE_ROWS: i64 = 10_000;
 /// How long the writer waits for requests' writes before it goes on, at most.
@@ -194,7 +189,7 @@ fn write_loop(
                 let mut batch = Vec::with_capacity(BATCH.min(receiver.len() + 1));
                 batch.push(first);
                 batch.extend(receiver.try_iter().take(BATCH - 1));
-                write_batch(pool, &batch, &|| receiver.len() >= BACKLOG);
+                write_batch(pool, &batch, &|| receiver.len());
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -223,10 +218,10 @@ fn linger(receiver: &Receiver<AuditEvent>) {
 /// Writes `batch`, in as many transactions as requests' writes make it take:
 /// each time one commits early to let a request write, the writer waits until
 /// no request waits any more (at most [`GIVE_WAY`]) and goes on with the rest.
-fn write_batch(pool: &DbPool, batch: &[AuditEvent], behind: &dyn Fn() -> bool) {
+fn write_batch(pool: &DbPool, batch: &[AuditEvent], waiting: &dyn Fn() -> usize) {
     let mut rest = batch;
     while !rest.is_empty() {
-        match insert(pool, rest, behind) {
+        match insert(pool, rest, waiting) {
             Ok(written) => rest = &rest[written..],
             Err(err) => {
                 tracing::error!(error = %err, events = rest.len(), "writing audit events failed");
@@ -245,16 +240,17 @@ fn write_batch(pool: &DbPool, batch: &[AuditEvent], behind: &dyn Fn() -> bool) {
 /// logout or a password change never waits behind a backlog of audit events.
 ///
 /// Between rows it also yields its core, so that request workers sharing it
-/// run first, unless it is `behind`: then it writes as fast as it can.
+/// run first, as often as [`rows_between_yields`] says for the number of events
+/// `waiting`.
 fn insert(
     pool: &DbPool,
     events: &[AuditEvent],
-    behind: &dyn Fn() -> bool,
+    waiting: &dyn Fn() -> usize,
 ) -> Result<usize, RepoError> {
     let mut conn = checkout_background_write(pool)?;
     write_transaction(&mut conn, |conn| match conn {
         DbConnection::Sqlite(conn) => {
-            let mut written = 0;
+            let (mut written, mut since_yield) = (0, 0);
             for chunk in events.chunks(YIELD_EVERY) {
                 for event in chunk {
                     diesel::insert_into(audit_events::table)
@@ -262,11 +258,13 @@ fn insert(
                         .execute(conn)?;
                 }
                 written += chunk.len();
+                since_yield += chunk.len();
                 if pool.writers_waiting() {
                     break;
                 }
-                if !behind() {
+                if rows_between_yields(waiting()).is_some_and(|rows| since_yield >= rows) {
                     std::thread::yield_now();
+                    since_yield = 0;
                 }
             }
             Ok(written)
@@ -318,6 +316,21 @@ fn prune_before(pool: &DbPool, cutoff: Timestamp) -> Result<u64, RepoError> {
             return Ok(total);
         }
         give_way(pool);
+    }
+}
+
+/// How many rows the writer inserts between two yields of its core, by how
+/// many events wait: every 4 when it keeps up, so that the request workers
+/// sharing its core run first and their latency does not grow behind a batch;
+/// fewer yields the further it falls behind, and none past 32,768 waiting. On
+/// a saturated machine each yield can cost it a round of other threads' time
+/// slices: yielding as often as when it keeps up, it would never catch up.
+fn rows_between_yields(waiting: usize) -> Option<usize> {
+    match waiting {
+        0..2_048 => Some(4),
+        2_048..8_192 => Some(16),
+        8_192..32_768 => Some(64),
+        _ => None,
     }
 }
 
@@ -461,13 +474,13 @@ mod tests {
         // A request waiting for the one write connection: the batch commits
         // after its first rows and hands the rest back.
         pool.writers_waiting.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(insert(&pool, &batch, &|| false).unwrap(), YIELD_EVERY);
+        assert_eq!(insert(&pool, &batch, &|| 0).unwrap(), YIELD_EVERY);
         assert_eq!(stored(&pool), YIELD_EVERY as i64);
         // Nobody waiting: all of it, in one transaction.
         pool.writers_waiting.fetch_sub(1, Ordering::SeqCst);
-        assert_eq!(insert(&pool, &batch, &|| false).unwrap(), batch.len());
+        assert_eq!(insert(&pool, &batch, &|| 0).unwrap(), batch.len());
         // write_batch finishes the whole batch whatever happens.
-        write_batch(&pool, &batch, &|| false);
+        write_batch(&pool, &batch, &|| 0);
         assert_eq!(stored(&pool), (YIELD_EVERY + 2 * batch.len()) as i64);
     }
 
@@ -520,8 +533,8 @@ mod tests {
         let (_dir, pool) = database();
         let old = events(usize::try_from(PRUNE_ROWS).unwrap() * 2 + 500, 1_000);
         let recent = events(300, 2_000_000_000);
-        write_batch(&pool, &old, &|| true);
-        write_batch(&pool, &recent, &|| false);
+        write_batch(&pool, &old, &|| 50_000);
+        write_batch(&pool, &recent, &|| 0);
         assert_eq!(
             prune_before(&pool, Timestamp(1_000_000)).unwrap(),
             old.len() as u64
