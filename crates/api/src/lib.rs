@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod handlers;
 mod hashing;
+pub mod logging;
 mod metrics;
 mod ops;
 mod request_id;

@@ -1,16 +1,18 @@
-//! Request ids and the request's span: every request gets an id, every response
-//! echoes it in `X-Request-Id`, and every log line written while serving the
-//! request carries it (as the `request_id` field of the request's span).
+//! Request ids and the request's context: every request gets an id, every
+//! response echoes it in `X-Request-Id`, and every log line written while
+//! serving the request carries it (see [`crate::logging`]).
 //!
 //! A client's (or a proxy's) `X-Request-Id` is kept when it is 1 to 128
 //! characters of `A-Z a-z 0-9 . _ -`, so a trace can be followed across services;
 //! anything else is replaced by a fresh UUID v4, so a header can never smuggle
 //! control characters or markup into logs.
 //!
-//! The span is made for every request, so it holds only what a log line needs
-//! to be traced back: the id, the method, the route template and the client IP
-//! (from the configured source, `SAFEBOX_CLIENT_IP_SOURCE`). Never the path or
-//! query, which can hold a secret's name or a username.
+//! The context holds only what a log line needs to be traced back: the id, the
+//! method, the route template and the client IP (from the configured source,
+//! `SAFEBOX_CLIENT_IP_SOURCE`). Never the path or query, which can hold a
+//! secret's name or a username.
+
+use std::rc::Rc;
 
 use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
@@ -20,9 +22,10 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::web::Data;
 use safebox_infra::ClientIpSource;
-use tracing::{Instrument as _, Span};
 
 use crate::extract::ClientIp;
+use crate::logging::{RequestContext, in_request};
+use crate::metrics::method_label;
 use crate::state::AppState;
 
 /// The header.
@@ -50,7 +53,7 @@ impl RequestId {
 pub(crate) struct RouteLabel(pub(crate) &'static str);
 
 /// `resource`, serving under the route template `label`: every request it
-/// serves, whatever the method, records `label` as its span's `http.route`
+/// serves, whatever the method, records `label` as its log lines' `http.route`
 /// and its [`RouteLabel`].
 pub(crate) fn named(resource: actix_web::Resource, label: &'static str) -> impl HttpServiceFactory {
     resource.wrap(from_fn(move |req, next| route_named(label, req, next)))
@@ -61,7 +64,11 @@ async fn route_named(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    Span::current().record("http.route", label);
+    RequestContext::with_current(|request| {
+        if let Some(request) = request {
+            request.set_route(label);
+        }
+    });
     req.extensions_mut().insert(RouteLabel(label));
     next.call(req).await
 }
@@ -83,24 +90,18 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), ToOwned::to_owned)
 }
 
-/// The span every log line of the request is written in. Its `http.route` is
-/// recorded once routing has found the route ([`named`]).
-fn request_span(req: &ServiceRequest, id: &str) -> Span {
+/// The context every log line of the request is written with. Its route is
+/// recorded once routing has found it ([`named`]).
+fn request_context(req: &ServiceRequest, id: String) -> RequestContext {
     let source = req
         .app_data::<Data<AppState>>()
         .map_or(ClientIpSource::Peer, |state| state.client_ip);
     let ClientIp(ip) = ClientIp::of(req.request(), source);
-    tracing::info_span!(
-        "HTTP request",
-        request_id = %id,
-        http.method = %req.method(),
-        http.route = tracing::field::Empty,
-        http.client_ip = %ip.map_or_else(String::new, |ip| ip.to_string()),
-    )
+    RequestContext::new(id, method_label(req.method()), ip)
 }
 
 /// Middleware, outermost: settles the request id, stores it in the request's
-/// extensions, runs the request inside its span and
+/// extensions, runs the request with its context ([`in_request`]) and
 /// sets `X-Request-Id` on the response, whatever the response is (errors, 404s
 /// and middleware failures included).
 pub(crate) async fn assign(
@@ -110,10 +111,9 @@ pub(crate) async fn assign(
     let id = request_id_of(&req);
     // Only the characters checked above (or a UUID's): always a valid value.
     let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
-    let span = request_span(&req, &id);
+    let context = Rc::new(request_context(&req, id.clone()));
     req.extensions_mut().insert(RequestId(id));
-    let response = span.in_scope(|| next.call(req));
-    match response.instrument(span).await {
+    match in_request(context, || next.call(req)).await {
         Ok(mut response) => {
             response.headers_mut().insert(X_REQUEST_ID, value);
             Ok(response)

@@ -1,12 +1,12 @@
 //! The `safebox` command line: `serve`, `migrate`, `keygen`, `admin` and `keys`.
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use safebox_api::Application;
+use safebox_api::logging::{JsonLines, TextLines};
 use std::sync::Arc;
 
 use safebox_domain::ports::{Clock, SecretCipher as _};
@@ -392,20 +392,15 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = &config.log;
     let filter = EnvFilter::try_new(filter)
         .map_err(|err| anyhow::anyhow!("SAFEBOX_LOG: {filter:?} is not a valid filter ({err})"))?;
-    // Colours only for a terminal: escape codes in a log file or journal are
-    // noise, and formatting them costs every request's span.
+    // The request a line was written for comes from safebox_api::logging's
+    // formats, not from a tracing span (see there for why).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(false)
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Text => builder.event_format(TextLines).try_init(),
+        LogFormat::Json => builder.event_format(JsonLines).try_init(),
     };
     Ok(())
 }

@@ -14,6 +14,8 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("debug")
             .with_test_writer()
+            .with_ansi(false)
+            .event_format(safebox_api::logging::TextLines)
             .try_init();
     }
 });
