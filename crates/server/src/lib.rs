@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use safebox_api::Application;
 use safebox_api::logging::{JsonLines, TextLines};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use std::sync::Arc;
 
 use safebox_domain::ports::{Clock, SecretCipher as _};
@@ -182,7 +183,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             };
             let username = Username::parse(&username)?;
             let config = Config::load(config_file)?;
-            init_logging(&config)?;
+            let _logs = init_logging(&config)?;
             let pool = open_database(&config)?;
             db::migrate(&pool)?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -215,7 +216,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         } => copy_database(&from, &to),
         Command::Migrate => {
             let config = Config::load(config_file)?;
-            init_logging(&config)?;
+            let _logs = init_logging(&config)?;
             let pool = open_database(&config)?;
             let applied = db::migrate(&pool)?;
             if applied.is_empty() {
@@ -227,7 +228,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let config = Config::load(config_file)?;
-            init_logging(&config)?;
+            let _logs = init_logging(&config)?;
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(config).await?;
                 app.run_until_stopped().await.context("server failed")
@@ -256,7 +257,7 @@ fn keys(action: KeysAction, config_file: Option<&std::path::Path>) -> anyhow::Re
         return Ok(());
     }
     let config = Config::load(config_file)?;
-    init_logging(&config)?;
+    let _logs = init_logging(&config)?;
     // The servers own the schema: a key command run with a newer binary must not
     // migrate a database that older servers still use, nor make a key.
     let cipher = Arc::new(AesGcmSecretCipher::new(config.existing_master_ring()?));
@@ -386,21 +387,27 @@ fn open_database(config: &Config) -> anyhow::Result<DbPool> {
 }
 
 /// Logs to stderr, filtered by `SAFEBOX_LOG`, as text or (with
-/// `SAFEBOX_LOG_FORMAT=json`) one JSON object per line with the current span's
-/// fields (such as the request id) flattened in.
-fn init_logging(config: &Config) -> anyhow::Result<()> {
+/// `SAFEBOX_LOG_FORMAT=json`) one JSON object per line, each naming the request
+/// it was written for (safebox_api::logging). Lines are written by a thread of
+/// their own: a request worker never waits for the log's disk (a write to a
+/// file can stall for tens of milliseconds while the kernel writes back dirty
+/// pages). Nothing is dropped; the lines still queued are written when the
+/// returned guard drops, so the caller holds it until it returns.
+fn init_logging(config: &Config) -> anyhow::Result<WorkerGuard> {
     let filter = &config.log;
     let filter = EnvFilter::try_new(filter)
         .map_err(|err| anyhow::anyhow!("SAFEBOX_LOG: {filter:?} is not a valid filter ({err})"))?;
-    // The request a line was written for comes from safebox_api::logging's
-    // formats, not from a tracing span (see there for why).
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("safebox-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match config.log_format {
         LogFormat::Text => builder.event_format(TextLines).try_init(),
         LogFormat::Json => builder.event_format(JsonLines).try_init(),
     };
-    Ok(())
+    Ok(guard)
 }
