@@ -855,15 +855,20 @@ def bench(args) -> dict:
                                strict_token)
         if status != 200:
             raise BenchError(f"set_secret on the defaults instance: {status} {body}")
+        strict_read_path = read_path.replace(reader["username"], strict_user["username"])
+        # The main instance was warmed up before its first scenario; so is this one.
+        log(f"warming up the defaults instance ({args.warmup:g}s)")
+        run_load(loadgen, processes, strict_server.pid, Load(
+            "warmup-defaults-reads", strict_port, strict_read_path, conns, args.warmup,
+            token=strict_token))
         log(f"storm at full defaults: POST /login at {conns} connections with reads at "
             f"{args.storm_reader_connections} connections, {duration:g}s")
         strict_login, strict_reads = run_load(
             loadgen, processes, strict_server.pid,
             Load("defaults-storm-login", strict_port, "/login", conns, duration, method="POST",
                  bodies_file=strict_logins),
-            Load("defaults-storm-reads", strict_port, read_path.replace(
-                reader["username"], strict_user["username"]), args.storm_reader_connections,
-                duration, token=strict_token),
+            Load("defaults-storm-reads", strict_port, strict_read_path,
+                 args.storm_reader_connections, duration, token=strict_token),
         )
         after_strict = server_snapshot(strict_server.pid)
 
