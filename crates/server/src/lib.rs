@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use safebox_api::Application;
 use safebox_api::logging::{JsonLines, TextLines};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use std::sync::Arc;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use safebox_domain::ports::{Clock, SecretCipher as _};
 use safebox_domain::usecases::{MasterKeyStatus, RotateKeys, SetRole, SetRoleError};
