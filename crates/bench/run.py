@@ -168,6 +168,18 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests while this machine's vCPUs
+    wanted to run (steal, from /proc/stat). A stolen stretch stalls everything
+    on the vCPU, server and load generator alike."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()[1:]
+    except OSError:
+        return 0.0
+    return int(fields[7]) / os.sysconf("SC_CLK_TCK") if len(fields) > 7 else 0.0
+
+
 def children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -307,6 +319,7 @@ class LoadResult:
     server_cpu_s: float = 0.0
     loadgen_cpu_s: float = 0.0
     other_cpu_s: float = 0.0
+    steal_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -572,16 +585,19 @@ def run_load(loadgen, processes: Processes, server_pid: int, *loads: Load) -> li
     cpu_before = cpu_seconds(server_pid)
     children_before = children_cpu_seconds()
     busy_before = machine_busy_seconds()
+    steal_before = machine_steal_seconds()
     pendings = [loadgen.start(load, processes) for load in loads]
     results = [pending.wait(processes) for pending in pendings]
     server_cpu = cpu_seconds(server_pid) - cpu_before
     loadgen_cpu = children_cpu_seconds() - children_before
     # Whatever else ran on the machine meanwhile (another build, say) skews the run.
     other_cpu = max(0.0, machine_busy_seconds() - busy_before - server_cpu - loadgen_cpu)
+    steal = machine_steal_seconds() - steal_before
     for result in results:
         result.server_cpu_s = server_cpu
         result.loadgen_cpu_s = loadgen_cpu
         result.other_cpu_s = other_cpu
+        result.steal_s = steal
     return results
 
 
@@ -957,6 +973,17 @@ def bench(args) -> dict:
 # --------------------------------------------------------------------------- report
 
 
+def steal_note(runs: dict) -> str:
+    """Which scenarios lost noticeable time to the hypervisor (steal)."""
+    flat = [r for v in runs.values() for r in (v if isinstance(v, list) else [v])]
+    stolen = [(r["name"], r.get("steal_s", 0.0)) for r in flat if r.get("steal_s", 0.0) >= 0.05]
+    if not stolen:
+        return "- Steal (CPU time the hypervisor gave elsewhere, from /proc/stat): under 0.05 s in every scenario."
+    listed = ", ".join(f"{name} {secs:.2f} s" for name, secs in stolen)
+    return ("- Steal (CPU time the hypervisor gave elsewhere, from /proc/stat; it is in 'other' and "
+            f"stalls server and load generator alike) of 0.05 s or more: {listed}.")
+
+
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -1217,6 +1244,7 @@ def markdown(data: dict) -> str:
         "- CPU column: CPU seconds per second of the server, of the load generator(s) and of "
         f"every other process on the machine during the scenario; the machine has {m['cores']}. "
         "A clearly non-zero 'other' means something else was running and the row is skewed.",
+        steal_note(data["runs"]),
     ]
     return "\n".join(lines + notes) + "\n"
 
