@@ -69,8 +69,10 @@ WRITES_MIN_RPS = 2000.0
 
 SHED_STATUSES = ("503", "429")
 
-# The only setting the main instance changes: see start_safebox in bench().
+# How many times the other scenarios' duration the login scenario runs (see
+# login_duration in bench()).
 LOGIN_DURATION_FACTOR = 2
+# The only setting the main instance changes: see start_safebox in bench().
 MAIN_INSTANCE_ENV = {"SAFEBOX_IP_RATE_PER_MINUTE": "0"}
 
 
