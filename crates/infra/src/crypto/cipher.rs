@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use safebox_domain::ports::{CipherError, SecretCipher};
 use safebox_domain::{
     DataKeyId, KeyId, SealedData, SecretName, SecretValue, SecretVersion, UserId, WrappedDataKey,
@@ -259,6 +259,9 @@ pub struct AesGcmSecretCipher {
 /// zeroized when they leave the table (aes-gcm's `zeroize`). Holding them adds
 /// nothing a reader of the process's memory lacks: the master keys that unwrap
 /// every data key are there too (docs/security.md, out of scope).
+///
+/// Lookups take a slot's lock shared: reads of one owner's secrets on several
+/// workers at once do not wait for each other.
 struct OpenedKeys {
     slots: Box<[OpenedSlot]>,
     keep: Duration,
@@ -266,7 +269,7 @@ struct OpenedKeys {
 
 /// One entry of [`OpenedKeys`]: whose data key, wrapped how, unwrapped, and
 /// when.
-type OpenedSlot = Mutex<Option<(UserId, WrappedDataKey, Aes256Gcm, Instant)>>;
+type OpenedSlot = RwLock<Option<(UserId, WrappedDataKey, Aes256Gcm, Instant)>>;
 
 impl OpenedKeys {
     /// About 200 KiB.
@@ -280,7 +283,7 @@ impl OpenedKeys {
 
     fn keeping_for(keep: Duration) -> Self {
         Self {
-            slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+            slots: (0..Self::SLOTS).map(|_| RwLock::new(None)).collect(),
             keep,
         }
     }
@@ -293,7 +296,7 @@ impl OpenedKeys {
     }
 
     fn get(&self, owner: &UserId, key: &WrappedDataKey) -> Option<Aes256Gcm> {
-        match &*self.slot(owner, key).lock() {
+        match &*self.slot(owner, key).read() {
             Some((kept_owner, kept_key, aead, at))
                 if kept_owner == owner && kept_key == key && at.elapsed() < self.keep =>
             {
@@ -304,7 +307,7 @@ impl OpenedKeys {
     }
 
     fn put(&self, owner: &UserId, key: &WrappedDataKey, aead: &Aes256Gcm) {
-        *self.slot(owner, key).lock() = Some((*owner, key.clone(), aead.clone(), Instant::now()));
+        *self.slot(owner, key).write() = Some((*owner, key.clone(), aead.clone(), Instant::now()));
     }
 }
 

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use safebox_domain::ports::{
     AccessToken, Clock, IssuedToken, TokenClaims, TokenError, TokenIssuer,
 };
@@ -58,13 +58,15 @@ pub struct JwtTokenIssuer {
 /// - Revocation is not the token's business: every request also checks that
 ///   the token's session is live.
 ///
-/// Each slot has its own lock, held for a copy, so workers do not contend.
+/// Each slot has its own read-write lock. Lookups take it shared, so workers
+/// checking the same token (one client, many connections) never wait for each
+/// other, nor for one that the OS preempted while it held the lock.
 struct VerifiedTokens {
     slots: Box<[Slot]>,
 }
 
 /// One entry of [`VerifiedTokens`]: a token's digest and its claims.
-type Slot = Mutex<Option<([u8; 32], TokenClaims)>>;
+type Slot = RwLock<Option<([u8; 32], TokenClaims)>>;
 
 impl VerifiedTokens {
     /// About 150 KiB: more clients than one instance serves at once.
@@ -72,7 +74,7 @@ impl VerifiedTokens {
 
     fn new() -> Self {
         Self {
-            slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+            slots: (0..Self::SLOTS).map(|_| RwLock::new(None)).collect(),
         }
     }
 
@@ -86,14 +88,14 @@ impl VerifiedTokens {
     }
 
     fn get(&self, digest: &[u8; 32]) -> Option<TokenClaims> {
-        match &*self.slot(digest).lock() {
+        match &*self.slot(digest).read() {
             Some((kept, claims)) if kept == digest => Some(claims.clone()),
             _ => None,
         }
     }
 
     fn put(&self, digest: [u8; 32], claims: &TokenClaims) {
-        *self.slot(&digest).lock() = Some((digest, claims.clone()));
+        *self.slot(&digest).write() = Some((digest, claims.clone()));
     }
 }
 
