@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -53,14 +53,34 @@ const LOGIN_OUTCOMES: [AuditOutcome; 3] = [
 /// decorator and the `/metrics` handler.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Per (method, route template).
-    http: Mutex<HashMap<(&'static str, &'static str), RouteSeries>>,
+    /// Per (method, route template), in [`SHARDS`] parts that a scrape adds up:
+    /// see [`shard`].
+    http: [Mutex<HttpSeries>; SHARDS],
     /// Logins by outcome, in the order of [`LOGIN_OUTCOMES`].
     logins: [AtomicU64; 3],
     lockouts: AtomicU64,
     /// Secret reads answered from memory, and from storage.
     reads_from_memory: AtomicU64,
     reads_from_storage: AtomicU64,
+}
+
+/// The request series of one shard, by (method, route template).
+type HttpSeries = HashMap<(&'static str, &'static str), RouteSeries>;
+
+/// How many parts the request series are kept in.
+const SHARDS: usize = 16;
+
+/// The part of the request series the calling thread counts in. Threads take
+/// the parts in turn as they first count, so up to [`SHARDS`] request workers
+/// never share one: a request takes no lock that another worker takes. (With
+/// one table for all, a worker that the OS preempted while it held the lock
+/// stalled every other worker's requests for its time slice.)
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
 }
 
 /// The requests of one method on one route.
@@ -111,7 +131,9 @@ impl Metrics {
         took: Duration,
     ) {
         let seconds = took.as_secs_f64();
-        let mut http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut http = self.http[shard()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let series = http.entry((method, route)).or_default();
         *series.statuses.entry(status).or_default() += 1;
         if let Some(bucket) = BUCKETS.iter().position(|bound| seconds <= *bound) {
@@ -314,23 +336,25 @@ impl Metrics {
     }
 
     fn render_http(&self, out: &mut String) {
-        // Copied out so the lock is not held while formatting.
-        let mut series: Vec<((&'static str, &'static str), RouteSeries)> = {
-            let http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
-            http.iter()
-                .map(|(key, s)| {
-                    (
-                        *key,
-                        RouteSeries {
-                            statuses: s.statuses.clone(),
-                            buckets: s.buckets,
-                            sum: s.sum,
-                            count: s.count,
-                        },
-                    )
-                })
-                .collect()
-        };
+        // The shards added up, each lock held only for its own copy, not while
+        // formatting.
+        let mut total = HttpSeries::new();
+        for shard in &self.http {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            for (key, s) in shard.iter() {
+                let sum = total.entry(*key).or_default();
+                for (status, count) in &s.statuses {
+                    *sum.statuses.entry(*status).or_default() += count;
+                }
+                for (bucket, count) in sum.buckets.iter_mut().zip(s.buckets) {
+                    *bucket += count;
+                }
+                sum.sum += s.sum;
+                sum.count += s.count;
+            }
+        }
+        let mut series: Vec<((&'static str, &'static str), RouteSeries)> =
+            total.into_iter().collect();
         series.sort_by(|a, b| (&a.0.1, a.0.0).cmp(&(&b.0.1, b.0.0)));
 
         family(
@@ -623,6 +647,67 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// More threads than shards, so that some share one: every request is
+    /// counted once, in whichever shard its thread uses.
+    #[test]
+    fn requests_counted_on_many_threads_add_up_in_the_exposition() {
+        let metrics = Metrics::default();
+        let threads = SHARDS + 3;
+        std::thread::scope(|scope| {
+            for n in 0..threads {
+                let metrics = &metrics;
+                scope.spawn(move || {
+                    for _ in 0..100 {
+                        metrics.observe_request("GET", "/get_secret", 200, Duration::ZERO);
+                    }
+                    let status = if n % 2 == 0 { 404 } else { 401 };
+                    metrics.observe_request("PUT", "/secrets/{name}", status, Duration::ZERO);
+                });
+            }
+        });
+        let pool = HashingPool::new(1, 0);
+        let text = metrics.render(&Snapshot {
+            hashing: pool.stats(),
+            connections: PoolConnections {
+                reads: ConnectionCounts { idle: 0, in_use: 0 },
+                writes: ConnectionCounts { idle: 0, in_use: 0 },
+            },
+            redis: None,
+            read_cache: None,
+            audit: AuditQueue::default(),
+        });
+        let reads = 100 * threads;
+        let (even, odd) = (threads.div_ceil(2), threads / 2);
+        for line in [
+            format!(
+                "safebox_http_requests_total{{method=\"GET\",route=\"/get_secret\",status=\"200\"}} {reads}"
+            ),
+            format!(
+                "safebox_http_request_duration_seconds_bucket{{method=\"GET\",route=\"/get_secret\",le=\"0.005\"}} {reads}"
+            ),
+            format!(
+                "safebox_http_request_duration_seconds_count{{method=\"GET\",route=\"/get_secret\"}} {reads}"
+            ),
+            format!(
+                "safebox_http_requests_total{{method=\"PUT\",route=\"/secrets/{{name}}\",status=\"404\"}} {even}"
+            ),
+            format!(
+                "safebox_http_requests_total{{method=\"PUT\",route=\"/secrets/{{name}}\",status=\"401\"}} {odd}"
+            ),
+        ] {
+            assert!(
+                text.lines().any(|got| got == line),
+                "{line:?} missing from\n{text}"
+            );
+        }
+        // One series per (method, route), however many shards counted it.
+        let counts = text
+            .lines()
+            .filter(|line| line.starts_with("safebox_http_request_duration_seconds_count"))
+            .count();
+        assert_eq!(counts, 2, "{text}");
     }
 
     #[test]
