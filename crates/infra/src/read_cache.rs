@@ -44,9 +44,8 @@
 //!
 //! Every authenticated read looks up all three parts, on whichever worker it
 //! runs, so lookups take only a read lock and never wait for each other. (With
-//! a mutex, a worker preempted while holding it stalled every other worker's
-//! reads for a scheduler time slice, several milliseconds on a busy machine,
-//! which was most of `make bench`'s read latency at p99.) A lookup therefore
+//! a mutex, a worker preempted while holding it stalled the other workers'
+//! reads until it ran again, up to a scheduler time slice.) A lookup therefore
 //! does not reorder the entries; it marks the one it found as used instead, and
 //! eviction, under the write lock, gives a marked entry a second chance: it is
 //! unmarked and moved to the back, and the next unmarked one from the front
