@@ -101,7 +101,7 @@ struct RouteSeries {
 pub(crate) struct AuditQueue {
     /// Events waiting for the writer.
     pub depth: usize,
-    /// Events dropped because it was full.
+    /// Events lost: dropped because it was full, or refused for good by storage.
     pub dropped: u64,
     /// Secret reads refused (503) because it was nearly full.
     pub refused: u64,
@@ -256,7 +256,7 @@ impl Metrics {
         family(
             &mut out,
             "safebox_audit_events_dropped_total",
-            "Audit events dropped because the queue was full.",
+            "Audit events lost: the queue was full, or storage refused them for good.",
             "counter",
         );
         sample(

@@ -11,13 +11,21 @@
 //! events older than the retention period once an hour. Events still queued
 //! when the log is dropped are written before the drop returns.
 //!
+//! A batch that storage cannot take for now (the write connection held past
+//! the pool's timeout, a locked or full disk, a database that went away) is
+//! tried again, with a growing pause, until it is written: meanwhile the queue
+//! fills, and reads are refused once it is nearly full, rather than served
+//! with their events lost. Only an error that trying again cannot mend, or
+//! storage still unavailable [`RETRY_WHEN_CLOSING`] after the log began to
+//! close, loses the rest of a batch; those events are counted as dropped.
+//!
 //! On SQLite the rows of a batch are inserted one by one with one prepared
 //! statement: a multi-row `INSERT` is new SQL for every batch size, which
 //! SQLite would parse and plan again each time. On MySQL, where every statement
 //! is a round trip, they go in multi-row `INSERT`s of [`MYSQL_ROWS`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -58,6 +66,13 @@ const GIVE_WAY: Duration = Duration::from_millis(50);
 const MYSQL_ROWS: usize = 500;
 /// How long the writer lets events gather after the first of a batch, at most.
 const LINGER: Duration = Duration::from_millis(50);
+/// The writer's first pause before it tries again a batch that storage could
+/// not take; each pause doubles, up to [`RETRY_PAUSE_MAX`].
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause between two tries of one batch.
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(2);
+/// How long a closing log keeps trying to write what it holds.
+const RETRY_WHEN_CLOSING: Duration = Duration::from_secs(5);
 /// How many waiting events end the linger early: a busy server writes about a
 /// millisecond's work at a time instead of a burst that holds a core for ten,
 /// which requests would wait behind.
@@ -121,14 +136,24 @@ pub struct DieselAuditLog {
     pool: DbPool,
     sender: Option<Sender<AuditEvent>>,
     writer: Option<JoinHandle<()>>,
-    dropped: Arc<AtomicU64>,
+    state: Arc<WriterState>,
     refused: AtomicU64,
+}
+
+/// What the log and its writer thread share.
+#[derive(Debug, Default)]
+struct WriterState {
+    /// Set when the log is dropped: the writer then stops trying to write what
+    /// storage does not take after [`RETRY_WHEN_CLOSING`].
+    closing: AtomicBool,
+    /// Events lost: the queue was full, or storage would not take them.
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for DieselAuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DieselAuditLog")
-            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .field("dropped", &self.state.dropped.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -139,22 +164,33 @@ impl DieselAuditLog {
     pub fn start(pool: DbPool, retention: Duration, clock: Arc<dyn Clock>) -> Self {
         let (sender, receiver) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let writer_pool = pool.clone();
+        let state = Arc::new(WriterState::default());
+        let writer_state = Arc::clone(&state);
         let writer = std::thread::Builder::new()
             .name("safebox-audit".into())
-            .spawn(move || write_loop(&writer_pool, &receiver, retention, clock.as_ref()))
+            .spawn(move || {
+                write_loop(
+                    &writer_pool,
+                    &receiver,
+                    retention,
+                    clock.as_ref(),
+                    &writer_state,
+                );
+            })
             .expect("the OS refused to start the audit writer thread");
         Self {
             pool,
             sender: Some(sender),
             writer: Some(writer),
-            dropped: Arc::new(AtomicU64::new(0)),
+            state,
             refused: AtomicU64::new(0),
         }
     }
 
-    /// Events dropped because the queue was full.
+    /// Events lost: dropped because the queue was full, or not written because
+    /// storage would not take them (see the [module](self)).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.state.dropped.load(Ordering::Relaxed)
     }
 
     /// Events queued and not yet taken by the writer.
@@ -174,6 +210,7 @@ fn write_loop(
     receiver: &Receiver<AuditEvent>,
     retention: Duration,
     clock: &dyn Clock,
+    state: &WriterState,
 ) {
     let retention_secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
     let prune = || {
@@ -193,7 +230,7 @@ fn write_loop(
                 let mut batch = Vec::with_capacity(BATCH.min(receiver.len() + 1));
                 batch.push(first);
                 batch.extend(receiver.try_iter().take(BATCH - 1));
-                write_batch(pool, &batch, &|| receiver.len());
+                write_batch(pool, &batch, &|| receiver.len(), state);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -222,13 +259,41 @@ fn linger(receiver: &Receiver<AuditEvent>) {
 /// Writes `batch`, in as many transactions as requests' writes make it take:
 /// each time one commits early to let a request write, the writer waits until
 /// no request waits any more (at most [`GIVE_WAY`]) and goes on with the rest.
-fn write_batch(pool: &DbPool, batch: &[AuditEvent], waiting: &dyn Fn() -> usize) {
-    let mut rest = batch;
+/// What storage cannot take for now is tried again (see the [module](self)).
+fn write_batch(
+    pool: &DbPool,
+    batch: &[AuditEvent],
+    waiting: &dyn Fn() -> usize,
+    state: &WriterState,
+) {
+    // Ids are given once, so that a batch tried again is the same rows.
+    let rows: Vec<AuditRow> = batch.iter().map(AuditRow::from).collect();
+    let mut rest = rows.as_slice();
+    let mut retry = Retry::default();
     while !rest.is_empty() {
         match insert(pool, rest, waiting) {
-            Ok(written) => rest = &rest[written..],
+            Ok(written) => {
+                rest = &rest[written..];
+                retry = Retry::default();
+            }
+            Err(RepoError::Unavailable(err)) if retry.pause(&state.closing) => {
+                static THROTTLE: LogThrottle = LogThrottle::new();
+                if let Some(also) = THROTTLE.admit() {
+                    tracing::warn!(
+                        error = %err,
+                        events = rest.len(),
+                        also_retried_since_last_line = also,
+                        "audit events not written yet: storage unavailable; trying again"
+                    );
+                }
+                continue;
+            }
             Err(err) => {
-                tracing::error!(error = %err, events = rest.len(), "writing audit events failed");
+                state.dropped.fetch_add(
+                    u64::try_from(rest.len()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                tracing::error!(error = %err, events = rest.len(), "writing audit events failed: events lost");
                 return;
             }
         }
@@ -238,7 +303,33 @@ fn write_batch(pool: &DbPool, batch: &[AuditEvent], waiting: &dyn Fn() -> usize)
     }
 }
 
-/// Inserts `events` in one transaction and returns how many it inserted: all
+/// The pauses between tries of one batch.
+#[derive(Debug, Default)]
+struct Retry {
+    /// The pause before the next try; [`RETRY_PAUSE`] when zero.
+    next: Duration,
+    /// When the writer first saw the log closing while it retried.
+    closing_since: Option<Instant>,
+}
+
+impl Retry {
+    /// Pauses before the next try and returns true, or returns false at once
+    /// when the log has been closing for [`RETRY_WHEN_CLOSING`].
+    fn pause(&mut self, closing: &AtomicBool) -> bool {
+        if closing.load(Ordering::Acquire) {
+            let since = *self.closing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= RETRY_WHEN_CLOSING {
+                return false;
+            }
+        }
+        let pause = self.next.max(RETRY_PAUSE);
+        std::thread::sleep(pause);
+        self.next = (pause * 2).min(RETRY_PAUSE_MAX);
+        true
+    }
+}
+
+/// Inserts `rows` in one transaction and returns how many it inserted: all
 /// of them, or on SQLite fewer when a request started waiting for the one
 /// write connection meanwhile. Then it commits what it has at once, so that a
 /// logout or a password change never waits behind a backlog of audit events.
@@ -248,17 +339,17 @@ fn write_batch(pool: &DbPool, batch: &[AuditEvent], waiting: &dyn Fn() -> usize)
 /// `waiting`.
 fn insert(
     pool: &DbPool,
-    events: &[AuditEvent],
+    rows: &[AuditRow],
     waiting: &dyn Fn() -> usize,
 ) -> Result<usize, RepoError> {
     let mut conn = checkout_background_write(pool)?;
     write_transaction(&mut conn, |conn| match conn {
         DbConnection::Sqlite(conn) => {
             let (mut written, mut since_yield) = (0, 0);
-            for chunk in events.chunks(YIELD_EVERY) {
-                for event in chunk {
+            for chunk in rows.chunks(YIELD_EVERY) {
+                for row in chunk {
                     diesel::insert_into(audit_events::table)
-                        .values(AuditRow::from(event))
+                        .values(row)
                         .execute(conn)?;
                 }
                 written += chunk.len();
@@ -275,13 +366,12 @@ fn insert(
         }
         #[cfg(feature = "mysql")]
         DbConnection::Mysql(conn) => {
-            let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
             for chunk in rows.chunks(MYSQL_ROWS) {
                 diesel::insert_into(audit_events::table)
                     .values(chunk)
                     .execute(conn)?;
             }
-            Ok(events.len())
+            Ok(rows.len())
         }
     })
     .map_err(repo_error)
@@ -352,7 +442,7 @@ impl AuditLog for DieselAuditLog {
         match sender.try_send(event) {
             Ok(()) => {}
             Err(TrySendError::Full(event)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.state.dropped.fetch_add(1, Ordering::Relaxed);
                 static THROTTLE: LogThrottle = LogThrottle::new();
                 if let Some(also) = THROTTLE.admit() {
                     tracing::error!(
@@ -426,6 +516,7 @@ impl AuditLog for DieselAuditLog {
 impl Drop for DieselAuditLog {
     fn drop(&mut self) {
         // Closing the queue lets the writer finish what is queued and stop.
+        self.state.closing.store(true, Ordering::Release);
         self.sender = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
@@ -442,9 +533,14 @@ mod tests {
     use super::*;
 
     fn database() -> (tempfile::TempDir, DbPool) {
+        database_waiting(Duration::from_secs(2))
+    }
+
+    /// A database whose connections are waited for `timeout` at most.
+    fn database_waiting(timeout: Duration) -> (tempfile::TempDir, DbPool) {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("audit.db").display().to_string();
-        let pool = super::super::connect(&url, 2, Duration::from_secs(2)).unwrap();
+        let pool = super::super::connect(&url, 2, timeout).unwrap();
         super::super::migrate(&pool).unwrap();
         (dir, pool)
     }
@@ -475,16 +571,17 @@ mod tests {
     fn a_batch_commits_early_when_a_request_waits_to_write() {
         let (_dir, pool) = database();
         let batch = events(100, 1_800_000_000);
+        let rows = || batch.iter().map(AuditRow::from).collect::<Vec<_>>();
         // A request waiting for the one write connection: the batch commits
         // after its first rows and hands the rest back.
         pool.writers_waiting.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(insert(&pool, &batch, &|| 0).unwrap(), YIELD_EVERY);
+        assert_eq!(insert(&pool, &rows(), &|| 0).unwrap(), YIELD_EVERY);
         assert_eq!(stored(&pool), YIELD_EVERY as i64);
         // Nobody waiting: all of it, in one transaction.
         pool.writers_waiting.fetch_sub(1, Ordering::SeqCst);
-        assert_eq!(insert(&pool, &batch, &|| 0).unwrap(), batch.len());
+        assert_eq!(insert(&pool, &rows(), &|| 0).unwrap(), batch.len());
         // write_batch finishes the whole batch whatever happens.
-        write_batch(&pool, &batch, &|| 0);
+        write_batch(&pool, &batch, &|| 0, &WriterState::default());
         assert_eq!(stored(&pool), (YIELD_EVERY + 2 * batch.len()) as i64);
     }
 
@@ -532,13 +629,59 @@ mod tests {
         );
     }
 
+    fn started(pool: &DbPool) -> DieselAuditLog {
+        DieselAuditLog::start(
+            pool.clone(),
+            Duration::from_secs(86_400),
+            Arc::new(crate::SystemClock),
+        )
+    }
+
+    #[test]
+    fn events_storage_cannot_take_for_now_are_written_once_it_can() {
+        let (_dir, pool) = database_waiting(Duration::from_millis(100));
+        let log = started(&pool);
+        // The write connection held for many times the pool's timeout.
+        let held = pool.writes.get().unwrap();
+        for event in events(300, 1_800_000_000) {
+            log.record(event);
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(stored(&pool), 0);
+        drop(held);
+        drop(log);
+        assert_eq!(stored(&pool), 300, "every event was written in the end");
+    }
+
+    #[test]
+    fn a_closing_log_gives_up_on_storage_that_stays_unavailable_and_counts_the_loss() {
+        let (_dir, pool) = database_waiting(Duration::from_millis(100));
+        let log = started(&pool);
+        let state = Arc::clone(&log.state);
+        let held = pool.writes.get().unwrap();
+        for event in events(50, 1_800_000_000) {
+            log.record(event);
+        }
+        let closing = Instant::now();
+        drop(log);
+        let took = closing.elapsed();
+        assert!(took >= RETRY_WHEN_CLOSING, "{took:?}");
+        assert!(
+            took < RETRY_WHEN_CLOSING + Duration::from_secs(5),
+            "{took:?}"
+        );
+        assert_eq!(state.dropped.load(Ordering::Relaxed), 50);
+        drop(held);
+        assert_eq!(stored(&pool), 0);
+    }
+
     #[test]
     fn pruning_deletes_in_rounds_and_only_what_is_old() {
         let (_dir, pool) = database();
         let old = events(usize::try_from(PRUNE_ROWS).unwrap() * 2 + 500, 1_000);
         let recent = events(300, 2_000_000_000);
-        write_batch(&pool, &old, &|| 50_000);
-        write_batch(&pool, &recent, &|| 0);
+        write_batch(&pool, &old, &|| 50_000, &WriterState::default());
+        write_batch(&pool, &recent, &|| 0, &WriterState::default());
         assert_eq!(
             prune_before(&pool, Timestamp(1_000_000)).unwrap(),
             old.len() as u64
@@ -565,7 +708,12 @@ mod tests {
             AuditAction::SecretRead,
             AuditOutcome::Success,
         );
-        write_batch(&pool, &[with.clone(), without.clone()], &|| 0);
+        write_batch(
+            &pool,
+            &[with.clone(), without.clone()],
+            &|| 0,
+            &WriterState::default(),
+        );
 
         let mut conn = pool.get().unwrap();
         let nulls: i64 = native!(&mut *conn, |conn| audit_events::table
@@ -580,7 +728,7 @@ mod tests {
             pool: pool.clone(),
             sender: None,
             writer: None,
-            dropped: Arc::default(),
+            state: Arc::default(),
             refused: AtomicU64::new(0),
         };
         let listed = log
