@@ -24,8 +24,8 @@
 //! SQLite would parse and plan again each time. On MySQL, where every statement
 //! is a round trip, they go in multi-row `INSERT`s of [`MYSQL_ROWS`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -143,11 +143,30 @@ pub struct DieselAuditLog {
 /// What the log and its writer thread share.
 #[derive(Debug, Default)]
 struct WriterState {
-    /// Set when the log is dropped: the writer then stops trying to write what
-    /// storage does not take after [`RETRY_WHEN_CLOSING`].
+    /// Set when the log is dropped.
     closing: AtomicBool,
+    /// When a closing writer stops trying to write what storage does not take:
+    /// [`RETRY_WHEN_CLOSING`] after it first had to try again while closing.
+    give_up_at: OnceLock<Instant>,
     /// Events lost: the queue was full, or storage would not take them.
     dropped: AtomicU64,
+}
+
+impl WriterState {
+    /// Whether the writer has tried long enough: what storage does not take
+    /// now is lost.
+    fn gave_up(&self) -> bool {
+        self.give_up_at
+            .get()
+            .is_some_and(|at| Instant::now() >= *at)
+    }
+
+    /// Counts `events` as lost, and says so.
+    fn lose(&self, events: usize, err: &dyn std::fmt::Display) {
+        self.dropped
+            .fetch_add(u64::try_from(events).unwrap_or(u64::MAX), Ordering::Relaxed);
+        tracing::error!(error = %err, events, "writing audit events failed: events lost");
+    }
 }
 
 impl std::fmt::Debug for DieselAuditLog {
@@ -266,6 +285,10 @@ fn write_batch(
     waiting: &dyn Fn() -> usize,
     state: &WriterState,
 ) {
+    if state.gave_up() {
+        state.lose(batch.len(), &"storage unavailable while closing");
+        return;
+    }
     // Ids are given once, so that a batch tried again is the same rows.
     let rows: Vec<AuditRow> = batch.iter().map(AuditRow::from).collect();
     let mut rest = rows.as_slice();
@@ -276,7 +299,7 @@ fn write_batch(
                 rest = &rest[written..];
                 retry = Retry::default();
             }
-            Err(RepoError::Unavailable(err)) if retry.pause(&state.closing) => {
+            Err(RepoError::Unavailable(err)) if retry.pause(state) => {
                 static THROTTLE: LogThrottle = LogThrottle::new();
                 if let Some(also) = THROTTLE.admit() {
                     tracing::warn!(
@@ -289,11 +312,7 @@ fn write_batch(
                 continue;
             }
             Err(err) => {
-                state.dropped.fetch_add(
-                    u64::try_from(rest.len()).unwrap_or(u64::MAX),
-                    Ordering::Relaxed,
-                );
-                tracing::error!(error = %err, events = rest.len(), "writing audit events failed: events lost");
+                state.lose(rest.len(), &err);
                 return;
             }
         }
@@ -308,17 +327,17 @@ fn write_batch(
 struct Retry {
     /// The pause before the next try; [`RETRY_PAUSE`] when zero.
     next: Duration,
-    /// When the writer first saw the log closing while it retried.
-    closing_since: Option<Instant>,
 }
 
 impl Retry {
     /// Pauses before the next try and returns true, or returns false at once
-    /// when the log has been closing for [`RETRY_WHEN_CLOSING`].
-    fn pause(&mut self, closing: &AtomicBool) -> bool {
-        if closing.load(Ordering::Acquire) {
-            let since = *self.closing_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= RETRY_WHEN_CLOSING {
+    /// when the log is closing and the writer has tried long enough.
+    fn pause(&mut self, state: &WriterState) -> bool {
+        if state.closing.load(Ordering::Acquire) {
+            state
+                .give_up_at
+                .get_or_init(|| Instant::now() + RETRY_WHEN_CLOSING);
+            if state.gave_up() {
                 return false;
             }
         }
@@ -659,7 +678,9 @@ mod tests {
         let log = started(&pool);
         let state = Arc::clone(&log.state);
         let held = pool.writes.get().unwrap();
-        for event in events(50, 1_800_000_000) {
+        // Two batches: the second is not tried for as long again.
+        let queued = BATCH + 50;
+        for event in events(queued, 1_800_000_000) {
             log.record(event);
         }
         let closing = Instant::now();
@@ -667,10 +688,13 @@ mod tests {
         let took = closing.elapsed();
         assert!(took >= RETRY_WHEN_CLOSING, "{took:?}");
         assert!(
-            took < RETRY_WHEN_CLOSING + Duration::from_secs(5),
+            took < RETRY_WHEN_CLOSING + RETRY_PAUSE_MAX + Duration::from_millis(500),
             "{took:?}"
         );
-        assert_eq!(state.dropped.load(Ordering::Relaxed), 50);
+        assert_eq!(
+            state.dropped.load(Ordering::Relaxed),
+            u64::try_from(queued).unwrap()
+        );
         drop(held);
         assert_eq!(stored(&pool), 0);
     }
