@@ -158,28 +158,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / ticks  # utime, stime (fields 14, 15)
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes on the machine have used (user, nice, system, irq,
-    softirq, steal), from /proc/stat."""
+def machine_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds all processes on the machine have used (user, nice, system,
+    irq, softirq, steal), and of those the steal: time the hypervisor gave to
+    other guests while this machine's vCPUs wanted to run, which stalls
+    everything on the vCPU, server and load generator alike. From /proc/stat."""
     try:
         with open("/proc/stat", encoding="ascii") as stat:
             fields = stat.readline().split()[1:]
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_steal_seconds() -> float:
-    """CPU time the hypervisor gave to other guests while this machine's vCPUs
-    wanted to run (steal, from /proc/stat). A stolen stretch stalls everything
-    on the vCPU, server and load generator alike."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = stat.readline().split()[1:]
-    except OSError:
-        return 0.0
-    return int(fields[7]) / os.sysconf("SC_CLK_TCK") if len(fields) > 7 else 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / ticks, steal / ticks
 
 
 def children_cpu_seconds() -> float:
@@ -586,15 +577,15 @@ def run_load(loadgen, processes: Processes, server_pid: int, *loads: Load) -> li
     os.sync()
     cpu_before = cpu_seconds(server_pid)
     children_before = children_cpu_seconds()
-    busy_before = machine_busy_seconds()
-    steal_before = machine_steal_seconds()
+    busy_before, steal_before = machine_cpu_seconds()
     pendings = [loadgen.start(load, processes) for load in loads]
     results = [pending.wait(processes) for pending in pendings]
     server_cpu = cpu_seconds(server_pid) - cpu_before
     loadgen_cpu = children_cpu_seconds() - children_before
+    busy_after, steal_after = machine_cpu_seconds()
     # Whatever else ran on the machine meanwhile (another build, say) skews the run.
-    other_cpu = max(0.0, machine_busy_seconds() - busy_before - server_cpu - loadgen_cpu)
-    steal = machine_steal_seconds() - steal_before
+    other_cpu = max(0.0, busy_after - busy_before - server_cpu - loadgen_cpu)
+    steal = steal_after - steal_before
     for result in results:
         result.server_cpu_s = server_cpu
         result.loadgen_cpu_s = loadgen_cpu
