@@ -1141,15 +1141,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn memory_stays_within_the_budget_and_the_least_recently_used_go_first() {
-        // 64 KiB: 32 KiB for secrets, each about 4 KiB with its overhead.
+    /// A cache of 64 KiB (32 KiB for secrets) over a store whose every secret
+    /// weighs about 4 KiB with its overhead: room for a handful.
+    fn secrets_of_4_kib() -> (CachingSecretRepository, Arc<ReadCache>) {
         let cache = Arc::new(ReadCache::new(64 * 1024));
         let mut inner = MockSecretRepository::new();
         inner
             .expect_read()
             .returning(|owner, name, _| Ok(Some(newest(*owner, name.as_str(), 1, 3_800))));
-        let secrets = CachingSecretRepository::new(Arc::new(inner), cache.clone());
+        (
+            CachingSecretRepository::new(Arc::new(inner), cache.clone()),
+            cache,
+        )
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget_and_the_least_recently_used_go_first() {
+        let (secrets, cache) = secrets_of_4_kib();
         let owner = UserId::generate();
         let names: Vec<SecretName> = (0..20).map(|n| name(&format!("s{n:02}"))).collect();
         for (at, name) in names.iter().enumerate() {
@@ -1190,13 +1198,7 @@ mod tests {
     /// evicts the entry it is making room for.
     #[test]
     fn eviction_spares_entries_found_since_and_the_one_just_kept() {
-        // 64 KiB: 32 KiB for secrets, each about 4 KiB with its overhead.
-        let cache = Arc::new(ReadCache::new(64 * 1024));
-        let mut inner = MockSecretRepository::new();
-        inner
-            .expect_read()
-            .returning(|owner, name, _| Ok(Some(newest(*owner, name.as_str(), 1, 3_800))));
-        let secrets = CachingSecretRepository::new(Arc::new(inner), cache.clone());
+        let (secrets, cache) = secrets_of_4_kib();
         let owner = UserId::generate();
         // Whether an entry is kept, without finding (and so marking) it.
         let kept = |name: &SecretName| {
