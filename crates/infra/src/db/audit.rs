@@ -23,7 +23,7 @@
 //! rows, and the last few one by one: two statements, each prepared once (a
 //! multi-row `INSERT` of any other size would be new SQL, parsed and planned
 //! again). Against one row an `INSERT`, that took the writer's CPU per event
-//! from 5.0 to 4.0-4.4 µs under `make bench`'s reads. On MySQL, where every
+//! from 5.2-6.3 to 4.2-4.6 µs under `make bench`'s reads. On MySQL, where every
 //! statement is a round trip, they go in multi-row `INSERT`s of [`MYSQL_ROWS`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
