@@ -983,6 +983,15 @@ def fmt_ms(value: float | None) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
+def fmt_ratio(value: float, target: float) -> str:
+    """`value` to two decimals, or to as many more (up to four) as it takes not
+    to show a ratio that misses its target as equal to it (2.003 is not 2.00)."""
+    for digits in (2, 3):
+        if round(value, digits) != target or value == target:
+            return f"{value:.{digits}f}"
+    return f"{value:.4f}"
+
+
 def fmt_rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
@@ -1057,7 +1066,7 @@ def analyse(data: dict) -> dict:
                 "connections": reads.connections,
                 "rps": reads.ok_rps, "p50_ms": reads.p50_ms, "p99_ms": reads.p99_ms,
                 "statuses": fmt_statuses(merge_statuses([reads])),
-                "ratio": f"p99 {reads.p99_ms / STORM_READS_MAX_P99_MS:.2f}× target"
+                "ratio": f"p99 {fmt_ratio(reads.p99_ms / STORM_READS_MAX_P99_MS, 1.0)}× target"
                 if reads.p99_ms is not None else "n/a",
                 "target": f"p99 ≤ {STORM_READS_MAX_P99_MS:g} ms",
                 "result": verdict(reads.p99_ms is not None
@@ -1085,7 +1094,8 @@ def analyse(data: dict) -> dict:
             "connections": data["settings"]["connections"],
             "rps": read_rps, "p50_ms": read_p50, "p99_ms": read_p99,
             "statuses": fmt_statuses(merge_statuses(read_runs)),
-            "ratio": f"{read_ratio:.2f}× baseline req/s; p99 {p99_ratio:.2f}× baseline",
+            "ratio": f"{fmt_ratio(read_ratio, READS_MIN_RATIO)}× baseline req/s; "
+            f"p99 {fmt_ratio(p99_ratio, READS_MAX_P99_RATIO)}× baseline",
             "target": f"≥ {READS_MIN_RATIO}× req/s and p99 ≤ {READS_MAX_P99_RATIO:g}×",
             "result": verdict(read_ratio >= READS_MIN_RATIO and p99_ratio <= READS_MAX_P99_RATIO),
             "cpu": cpu_note(read_runs[len(read_runs) // 2]),
@@ -1095,7 +1105,8 @@ def analyse(data: dict) -> dict:
             "connections": data["settings"]["connections"],
             "rps": vault_rps, "p50_ms": vault_p50, "p99_ms": vault_p99,
             "statuses": fmt_statuses(merge_statuses(vault_runs)),
-            "ratio": f"{vault_read_ratio:.2f}× baseline req/s; p99 {vault_p99_ratio:.2f}× baseline",
+            "ratio": f"{fmt_ratio(vault_read_ratio, READS_MIN_RATIO)}× baseline req/s; "
+            f"p99 {fmt_ratio(vault_p99_ratio, READS_MAX_P99_RATIO)}× baseline",
             "target": f"≥ {READS_MIN_RATIO}× req/s and p99 ≤ {READS_MAX_P99_RATIO:g}×",
             "result": verdict(vault_read_ratio >= READS_MIN_RATIO
                               and vault_p99_ratio <= READS_MAX_P99_RATIO),
@@ -1106,7 +1117,7 @@ def analyse(data: dict) -> dict:
             "connections": writes.connections,
             "rps": writes.ok_rps, "p50_ms": writes.p50_ms, "p99_ms": writes.p99_ms,
             "statuses": fmt_statuses(merge_statuses([writes])),
-            "ratio": f"{writes.ok_rps / WRITES_MIN_RPS:.2f}× target",
+            "ratio": f"{fmt_ratio(writes.ok_rps / WRITES_MIN_RPS, 1.0)}× target",
             "target": f"≥ {WRITES_MIN_RPS:,.0f}/s",
             "result": verdict(writes.ok_rps >= WRITES_MIN_RPS),
             "cpu": cpu_note(writes),
@@ -1117,7 +1128,7 @@ def analyse(data: dict) -> dict:
             "rps": objs["vault_writes"].ok_rps,
             "p50_ms": objs["vault_writes"].p50_ms, "p99_ms": objs["vault_writes"].p99_ms,
             "statuses": fmt_statuses(merge_statuses([objs["vault_writes"]])),
-            "ratio": f"{objs['vault_writes'].ok_rps / WRITES_MIN_RPS:.2f}× target",
+            "ratio": f"{fmt_ratio(objs['vault_writes'].ok_rps / WRITES_MIN_RPS, 1.0)}× target",
             "target": f"≥ {WRITES_MIN_RPS:,.0f}/s",
             "result": verdict(objs["vault_writes"].ok_rps >= WRITES_MIN_RPS),
             "cpu": cpu_note(objs["vault_writes"]),
@@ -1129,7 +1140,7 @@ def analyse(data: dict) -> dict:
             "p50_ms": login.ok_p50_ms if login.per_status_latency else login.p50_ms,
             "p99_ms": login.ok_p99_ms if login.per_status_latency else login.p99_ms,
             "statuses": fmt_statuses(merge_statuses([login])),
-            "ratio": f"{login_ratio:.2f}× bcrypt bound ({bound:.2f}/s)",
+            "ratio": f"{fmt_ratio(login_ratio, LOGIN_MIN_RATIO)}× bcrypt bound ({bound:.2f}/s)",
             "target": f"≥ {LOGIN_MIN_RATIO}× bound",
             "result": verdict(login_ratio >= LOGIN_MIN_RATIO),
             "cpu": cpu_note(login),
@@ -1141,7 +1152,7 @@ def analyse(data: dict) -> dict:
             "connections": None,
             "rps": None, "p50_ms": None, "p99_ms": None,
             "statuses": f"{mib(peak_kib):.1f} MiB after scenarios 1-3; {mib(end_kib):.1f} MiB at end",
-            "ratio": f"{mib(peak_kib) / MAX_RSS_MIB:.2f}× target",
+            "ratio": f"{fmt_ratio(mib(peak_kib) / MAX_RSS_MIB, 1.0)}× target",
             "target": f"≤ {MAX_RSS_MIB:g} MiB",
             "result": verdict(peak_kib is not None and mib(peak_kib) <= MAX_RSS_MIB),
             "cpu": "",
