@@ -242,11 +242,13 @@ pub async fn get_secret(
     state.metrics.secret_read(in_memory.is_some());
     let opened = match in_memory {
         Some(opened) => opened,
+        // Boxed: inline, this rarer path's future made every read's larger than
+        // the allocator's per-thread cache takes (see docs/performance.md).
         None => {
-            let shared = state.clone();
-            blocking::run(state.work_deadline, move || {
-                shared.vault.get(&credential, &name, version, &origin)
-            })
+            Box::pin(blocking::run(state.work_deadline, {
+                let shared = state.clone();
+                move || shared.vault.get(&credential, &name, version, &origin)
+            }))
             .await??
         }
     };
