@@ -157,6 +157,36 @@ impl FromRequest for RequestOrigin {
     }
 }
 
+/// The `{name}` of `/secrets/{name}` and `/secrets/{name}/undelete`,
+/// percent-decoded. Literal slashes and `%2F` both make folders. Read from the
+/// path the router left after `/secrets` ([`crate::routes::vault_target`]) and
+/// decoded as actix decodes a path parameter, so only for the vault's routes.
+#[derive(Debug)]
+pub struct SecretPath(pub String);
+
+impl FromRequest for SecretPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        thread_local! {
+            // Decodes every `%XX`; the router already decoded all but `%`, `/`
+            // and `+` (actix_router::Url).
+            static DECODE: actix_router::Quoter = actix_router::Quoter::new(b"", b"");
+        }
+        let target = crate::routes::vault_target(req.match_info().unprocessed(), req.method());
+        ready(match target {
+            Some((_, raw)) => Ok(Self(DECODE.with(
+                |quoter| match quoter.requote(raw.as_bytes()) {
+                    Some(decoded) => String::from_utf8_lossy(&decoded).into_owned(),
+                    None => raw.to_owned(),
+                },
+            ))),
+            None => Err(ApiError::NotFound("Not found".into())),
+        })
+    }
+}
+
 /// The client's IP address, from the source the operator configured
 /// (`SAFEBOX_CLIENT_IP_SOURCE`): the TCP peer by default, or the `X-Forwarded-For`
 /// entry written by the outermost trusted proxy. Falls back to the peer when the

@@ -14,7 +14,7 @@
 
 use std::rc::Rc;
 
-use actix_web::HttpMessage as _;
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{HttpServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
@@ -45,10 +45,11 @@ impl RequestId {
     }
 }
 
-/// The route template the request matched, as documented (`/secrets/{name}`,
-/// not the pattern `/secrets/{name:.*}`), in its extensions: set by the route's
-/// own resource ([`named`]), so the metrics need not match the path against
-/// the route table again. Requests no route matched have none.
+/// The route template the request matched, as documented (`/secrets/{name}`),
+/// in its extensions: set by the route's own resource ([`named`]) or, under
+/// `/secrets/`, by the vault's routing ([`name_route`]), so the metrics need not
+/// match the path against the route table again. Requests no route matched have
+/// none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RouteLabel(pub(crate) &'static str);
 
@@ -64,13 +65,19 @@ async fn route_named(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    name_route(&req, label);
+    next.call(req).await
+}
+
+/// Records `label` as the route template `req` matched: in its log lines'
+/// `http.route` and as its [`RouteLabel`].
+pub(crate) fn name_route(req: &impl HttpMessage, label: &'static str) {
     RequestContext::with_current(|request| {
         if let Some(request) = request {
             request.set_route(label);
         }
     });
     req.extensions_mut().insert(RouteLabel(label));
-    next.call(req).await
 }
 
 /// Whether `id` may be used as a request id as given.

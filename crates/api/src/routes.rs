@@ -1,11 +1,28 @@
 //! The route table: one list drives both what the app serves and what the openapi
 //! test compares against openapi.yaml, so the two cannot drift apart silently.
+//!
+//! Most routes are actix resources. The vault's routes under `/secrets/` are not:
+//! their `{name}` spans slashes (`/secrets/team/db`), which an actix pattern can
+//! only match with a regular expression, run (with an allocation for its
+//! captures) on every request that reaches it, and, in the order routes are
+//! tried, on every request for a route after it. They are served instead by one
+//! service at the static prefix `/secrets` ([`VaultTree`]), which takes the
+//! route from the method and a suffix, and the name from the rest of the path.
 
+use std::rc::Rc;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{
+    AppService, HttpServiceFactory, Payload, ResourceDef, ServiceRequest, ServiceResponse,
+    fn_service,
+};
 use actix_web::http::Method;
-use actix_web::{FromRequest, Handler, Responder, Route, guard, web};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, Route, web};
+use futures_util::future::LocalBoxFuture;
 
+use crate::error::ApiError;
 use crate::handlers;
-use crate::request_id::named;
+use crate::request_id::{name_route, named};
 
 /// One served operation: a method on a path, and its handler.
 pub struct ApiRoute {
@@ -13,10 +30,20 @@ pub struct ApiRoute {
     pub method: Method,
     /// The path template as written in openapi.yaml.
     pub path: &'static str,
-    /// The pattern actix matches, when it differs from `path`.
-    pattern: Option<&'static str>,
-    route: Route,
+    serve: Serve,
 }
+
+/// How an [`ApiRoute`] is served.
+enum Serve {
+    /// As an actix resource at its path.
+    Resource(Route),
+    /// By [`VaultTree`].
+    Vault(VaultHandler),
+}
+
+/// A vault route's handler, called with the request once [`VaultTree`] has
+/// chosen it.
+type VaultHandler = Rc<dyn Fn(HttpRequest, Payload) -> LocalBoxFuture<'static, HttpResponse>>;
 
 impl ApiRoute {
     fn new<F, Args>(method: Method, path: &'static str, handler: F) -> Self
@@ -26,37 +53,70 @@ impl ApiRoute {
         F::Output: Responder + 'static,
     {
         Self {
-            route: web::method(method.clone()).to(handler),
+            serve: Serve::Resource(web::method(method.clone()).to(handler)),
             method,
             path,
-            pattern: None,
         }
     }
 
-    /// A route whose `{name}` matches slashes too (`/secrets/team/db`): served on
-    /// `pattern`, documented as `path`.
-    fn spanning<F, Args>(
-        method: Method,
-        path: &'static str,
-        pattern: &'static str,
-        handler: F,
-    ) -> Self
+    /// A route under `/secrets/` whose `{name}` spans slashes, served by
+    /// [`VaultTree`]. The handler reads the name with
+    /// [`crate::extract::SecretPath`].
+    fn vault<F, Args>(method: Method, path: &'static str, handler: F) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
+        let handler: VaultHandler =
+            Rc::new(move |req, payload| Box::pin(call(handler.clone(), req, payload)));
         Self {
-            pattern: Some(pattern),
-            ..Self::new(method, path, handler)
+            serve: Serve::Vault(handler),
+            method,
+            path,
         }
+    }
+}
+
+/// Extracts `handler`'s arguments from the request and answers with its result,
+/// as an actix route does.
+async fn call<F, Args>(handler: F, req: HttpRequest, mut payload: Payload) -> HttpResponse
+where
+    F: Handler<Args>,
+    Args: FromRequest,
+    F::Output: Responder,
+{
+    match Args::from_request(&req, &mut payload).await {
+        Ok(args) => handler
+            .call(args)
+            .await
+            .respond_to(&req)
+            .map_into_boxed_body(),
+        Err(err) => HttpResponse::from_error(err),
     }
 }
 
 /// `POST /secrets/{name}/undelete`: only a POST whose path ends in `/undelete`
 /// restores a secret. Any other method on such a path addresses the secret
-/// literally named `…/undelete`, so this resource yields to `/secrets/{name}`.
+/// literally named `…/undelete` through `/secrets/{name}`.
 const UNDELETE: &str = "/secrets/{name}/undelete";
+
+/// `GET|PUT|DELETE /secrets/{name}`.
+const SECRET: &str = "/secrets/{name}";
+
+/// The prefix [`VaultTree`] serves.
+const VAULT_PREFIX: &str = "/secrets";
+
+/// What a path under `/secrets` addresses, for a request with `method`: the
+/// route template and the name as it is in the path (still percent-encoded).
+/// `rest` is what follows `/secrets`; `None` when it is not `/` and a name.
+pub(crate) fn vault_target<'a>(rest: &'a str, method: &Method) -> Option<(&'static str, &'a str)> {
+    let name = rest.strip_prefix('/')?;
+    match name.strip_suffix("/undelete") {
+        Some(name) if method == Method::POST => Some((UNDELETE, name)),
+        _ => Some((SECRET, name)),
+    }
+}
 
 /// Every operation safebox serves.
 pub fn api_routes() -> Vec<ApiRoute> {
@@ -82,64 +142,157 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ApiRoute::new(Method::GET, "/profile", handlers::profile),
         ApiRoute::new(Method::GET, "/audit", handlers::list_audit),
         ApiRoute::new(Method::GET, "/secrets", handlers::list_secrets),
-        // Before `/secrets/{name}`, whose pattern also matches `…/undelete`.
-        ApiRoute::spanning(
-            Method::POST,
-            UNDELETE,
-            "/secrets/{name:.*}/undelete",
-            handlers::undelete_secret,
-        ),
-        ApiRoute::spanning(
-            Method::GET,
-            "/secrets/{name}",
-            "/secrets/{name:.*}",
-            handlers::get_vault_secret,
-        ),
-        ApiRoute::spanning(
-            Method::PUT,
-            "/secrets/{name}",
-            "/secrets/{name:.*}",
-            handlers::put_secret,
-        ),
-        ApiRoute::spanning(
-            Method::DELETE,
-            "/secrets/{name}",
-            "/secrets/{name:.*}",
-            handlers::delete_secret,
-        ),
+        ApiRoute::vault(Method::POST, UNDELETE, handlers::undelete_secret),
+        ApiRoute::vault(Method::GET, SECRET, handlers::get_vault_secret),
+        ApiRoute::vault(Method::PUT, SECRET, handlers::put_secret),
+        ApiRoute::vault(Method::DELETE, SECRET, handlers::delete_secret),
     ]
 }
 
-/// Registers every route, grouped by path, each path answering 405 (with `Allow`)
-/// to the methods it does not take.
+/// Registers every route: the actix resources grouped by path, each path
+/// answering 405 (with `Allow`) to the methods it does not take, then the
+/// vault's routes under `/secrets/` ([`VaultTree`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let mut paths: Vec<(&'static str, Vec<ApiRoute>)> = Vec::new();
+    let mut paths: Vec<(&'static str, Vec<Route>)> = Vec::new();
+    let mut vault = Vec::new();
+    let mut allowed: Vec<(&'static str, Vec<Method>)> = Vec::new();
     for route in api_routes() {
-        match paths.iter_mut().find(|(path, _)| *path == route.path) {
-            Some((_, routes)) => routes.push(route),
-            None => paths.push((route.path, vec![route])),
+        match allowed.iter_mut().find(|(path, _)| *path == route.path) {
+            Some((_, methods)) => methods.push(route.method.clone()),
+            None => allowed.push((route.path, vec![route.method.clone()])),
+        }
+        match route.serve {
+            Serve::Vault(handler) => vault.push((route.method, route.path, handler)),
+            Serve::Resource(served) => match paths.iter_mut().find(|(path, _)| *path == route.path)
+            {
+                Some((_, routes)) => routes.push(served),
+                None => paths.push((route.path, vec![served])),
+            },
         }
     }
-    for (path, routes) in paths {
-        let pattern = routes[0].pattern.unwrap_or(path);
-        let allow = routes
+    let allow = |path: &str| {
+        allowed
             .iter()
-            .map(|route| route.method.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut resource = web::resource(pattern);
-        if path == UNDELETE {
-            resource = resource.guard(guard::Post());
-        }
+            .find(|(allowed, _)| *allowed == path)
+            .map(|(_, methods)| {
+                let methods: Vec<&str> = methods.iter().map(Method::as_str).collect();
+                methods.join(", ")
+            })
+            .unwrap_or_default()
+    };
+    for (path, routes) in paths {
+        let allow = allow(path);
         let resource = routes
             .into_iter()
-            .fold(resource, |resource, route| resource.route(route.route))
+            .fold(web::resource(path), |resource, route| resource.route(route))
             .default_service(web::to(move || {
                 let allow = allow.clone();
-                async move { Err::<actix_web::HttpResponse, _>(handlers::method_not_allowed(allow)) }
+                async move { Err::<HttpResponse, _>(handlers::method_not_allowed(allow)) }
             }));
-        // The documented template, not the pattern, is the route's name in
-        // metrics and logs.
+        // The documented template is the route's name in metrics and logs.
         cfg.service(named(resource, path));
+    }
+    // After the resource `/secrets`, which its prefix also matches.
+    let allow = [SECRET, UNDELETE].map(|path| (path, allow(path))).to_vec();
+    cfg.service(VaultTree(Rc::new(VaultRoutes {
+        routes: vault,
+        allow,
+    })));
+}
+
+/// The vault's routes under `/secrets/`, served at that static prefix without a
+/// regular expression: the method and an `/undelete` suffix choose the route
+/// ([`vault_target`]), and the handlers read the name from the rest of the path
+/// ([`crate::extract::SecretPath`]). It answers as the actix resources would:
+/// 405 with `Allow` for a method its path does not take, and the documented
+/// template as the route's name in metrics and logs.
+struct VaultTree(Rc<VaultRoutes>);
+
+struct VaultRoutes {
+    /// Method, template and handler of each route.
+    routes: Vec<(Method, &'static str, VaultHandler)>,
+    /// Each template's `Allow`.
+    allow: Vec<(&'static str, String)>,
+}
+
+impl HttpServiceFactory for VaultTree {
+    fn register(self, config: &mut AppService) {
+        let routes = self.0;
+        let service = fn_service(move |req: ServiceRequest| {
+            let routes = Rc::clone(&routes);
+            async move { Ok::<_, actix_web::Error>(serve_vault(&routes, req).await) }
+        });
+        config.register_service(ResourceDef::prefix(VAULT_PREFIX), None, service, None);
+    }
+}
+
+async fn serve_vault(routes: &VaultRoutes, req: ServiceRequest) -> ServiceResponse<BoxBody> {
+    let (req, payload) = req.into_parts();
+    let Some((template, _)) = vault_target(req.match_info().unprocessed(), req.method()) else {
+        // Only `/secrets` itself, which its own resource serves first.
+        let response = HttpResponse::from_error(ApiError::NotFound("Not found".into()));
+        return ServiceResponse::new(req, response);
+    };
+    name_route(&req, template);
+    let chosen = routes
+        .routes
+        .iter()
+        .find(|(method, path, _)| *path == template && method == req.method());
+    let response = match chosen {
+        Some((_, _, handler)) => handler(req.clone(), payload).await,
+        None => {
+            let allow = routes
+                .allow
+                .iter()
+                .find(|(path, _)| *path == template)
+                .map(|(_, allow)| allow.clone())
+                .unwrap_or_default();
+            HttpResponse::from_error(handlers::method_not_allowed(allow))
+        }
+    };
+    ServiceResponse::new(req, response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_paths_name_their_route_and_raw_name() {
+        let post = Method::POST;
+        let get = Method::GET;
+        assert_eq!(vault_target("/a/b", &get), Some((SECRET, "a/b")));
+        assert_eq!(vault_target("/a/undelete", &post), Some((UNDELETE, "a")));
+        assert_eq!(
+            vault_target("/a/undelete", &get),
+            Some((SECRET, "a/undelete"))
+        );
+        let patch = Method::PATCH;
+        assert_eq!(
+            vault_target("/a/undelete", &patch),
+            Some((SECRET, "a/undelete"))
+        );
+        assert_eq!(vault_target("//undelete", &post), Some((UNDELETE, "")));
+        assert_eq!(vault_target("/undelete", &post), Some((SECRET, "undelete")));
+        assert_eq!(
+            vault_target("/a%2Fundelete", &post),
+            Some((SECRET, "a%2Fundelete"))
+        );
+        assert_eq!(vault_target("/", &get), Some((SECRET, "")));
+        assert_eq!(vault_target("", &get), None);
+    }
+
+    #[test]
+    fn every_vault_route_is_served_by_the_tree_and_no_other() {
+        for route in api_routes() {
+            let under_secrets = route.path.starts_with("/secrets/");
+            assert_eq!(
+                matches!(route.serve, Serve::Vault(_)),
+                under_secrets,
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
     }
 }

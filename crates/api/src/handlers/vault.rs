@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blocking;
 use crate::error::ApiError;
-use crate::extract::{AuthUser, RequestOrigin, SecretBody};
+use crate::extract::{AuthUser, RequestOrigin, SecretBody, SecretPath};
 use crate::state::AppState;
 
 /// `PutSecretRequest` in openapi.yaml. No `Debug`: it holds a secret.
@@ -178,7 +178,7 @@ pub async fn put_secret(
     RequestOrigin(origin): RequestOrigin,
     state: web::Data<AppState>,
     req: HttpRequest,
-    name: web::Path<String>,
+    SecretPath(name): SecretPath,
     body: SecretBody<PutSecretRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = secret_name(&name)?;
@@ -217,7 +217,7 @@ pub async fn get_secret(
     AuthUser(credential): AuthUser,
     RequestOrigin(origin): RequestOrigin,
     state: web::Data<AppState>,
-    name: web::Path<String>,
+    SecretPath(name): SecretPath,
     query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = secret_name(&name)?;
@@ -324,7 +324,7 @@ pub async fn delete_secret(
     AuthUser(credential): AuthUser,
     RequestOrigin(origin): RequestOrigin,
     state: web::Data<AppState>,
-    name: web::Path<String>,
+    SecretPath(name): SecretPath,
     query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = secret_name(&name)?;
@@ -346,7 +346,7 @@ pub async fn undelete_secret(
     AuthUser(credential): AuthUser,
     RequestOrigin(origin): RequestOrigin,
     state: web::Data<AppState>,
-    name: web::Path<String>,
+    SecretPath(name): SecretPath,
 ) -> Result<HttpResponse, ApiError> {
     let name = secret_name(&name)?;
     let shared = state.clone();

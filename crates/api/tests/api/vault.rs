@@ -606,6 +606,51 @@ async fn an_empty_name_is_422_naming_the_field() {
     }
 }
 
+/// The vault's routes are chosen by method and a literal `/undelete` suffix
+/// (routes.rs), not by a pattern: what they do not take is 405 with `Allow`, as
+/// on every other path, and only `/secrets` and paths below it are theirs.
+#[tokio::test]
+async fn vault_paths_are_routed_by_method_and_a_literal_undelete_suffix() {
+    let app = spawn_app().await;
+    let token = app.user_with_token("alice").await;
+    assert_written(put_value(&app, &token, "a", "v").await, 201, "a", 1).await;
+    let send = |method: Method, path: &'static str| {
+        let request = bearer(&app, method, path, &token);
+        async move { request.send().await.unwrap() }
+    };
+    for (method, path) in [
+        // A name (`undelete`) without the route's separating slash.
+        (Method::POST, "/secrets/undelete"),
+        // An encoded slash belongs to the name, so this is `a/undelete`, not
+        // the undelete route.
+        (Method::POST, "/secrets/a%2Fundelete"),
+        (Method::POST, "/secrets/a"),
+        (Method::PATCH, "/secrets/a/undelete"),
+        (Method::HEAD, "/secrets/a"),
+    ] {
+        let response = send(method.clone(), path).await;
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(
+            header(&response, "allow").as_deref(),
+            Some("GET, PUT, DELETE"),
+            "{method} {path}"
+        );
+    }
+    let response = send(Method::POST, "/secrets").await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(header(&response, "allow").as_deref(), Some("GET"));
+    // An empty name before `/undelete` is still the undelete route's.
+    let got = detail(send(Method::POST, "/secrets//undelete").await, 422).await;
+    assert!(got.starts_with("name: "), "{got}");
+    // Only whole segments: `/secretsa` is no vault path.
+    assert_eq!(send(Method::GET, "/secretsa").await.status(), 404);
+    // What the vault does serve still works, listing included.
+    assert_no_content(delete(&app, &token, "a").await, 204).await;
+    assert_written(undelete(&app, &token, "a").await, 200, "a", 1).await;
+    assert_value(&app, &token, "a", "v", 1).await;
+    assert_eq!(listed(&app, &token, "").await, ["a"]);
+}
+
 // ---------------------------------------------------------------- 3. check-and-set
 
 #[tokio::test]
