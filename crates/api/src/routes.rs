@@ -180,7 +180,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             })
             .unwrap_or_default()
     };
-    for (path, routes) in paths {
+    let resource = |(path, routes): (&'static str, Vec<Route>)| {
         let allow = allow(path);
         let resource = routes
             .into_iter()
@@ -190,14 +190,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 async move { Err::<HttpResponse, _>(handlers::method_not_allowed(allow)) }
             }));
         // The documented template is the route's name in metrics and logs.
-        cfg.service(named(resource, path));
+        named(resource, path)
+    };
+    // A request tries the routes in the order they are registered, and each
+    // pattern it tries (`/user/{username}`) costs a regex search and an
+    // allocation. So: the static paths, then the vault's prefix (after the
+    // resource `/secrets`, which the prefix also matches), then the patterns.
+    // No two of them match the same path, so the order changes no answer.
+    let (patterns, fixed): (Vec<_>, Vec<_>) =
+        paths.into_iter().partition(|(path, _)| path.contains('{'));
+    for path in fixed {
+        cfg.service(resource(path));
     }
-    // After the resource `/secrets`, which its prefix also matches.
-    let allow = [SECRET, UNDELETE].map(|path| (path, allow(path))).to_vec();
+    let vault_allow = [SECRET, UNDELETE].map(|path| (path, allow(path))).to_vec();
     cfg.service(VaultTree(Rc::new(VaultRoutes {
         routes: vault,
-        allow,
+        allow: vault_allow,
     })));
+    for path in patterns {
+        cfg.service(resource(path));
+    }
 }
 
 /// The vault's routes under `/secrets/`, served at that static prefix without a
