@@ -182,7 +182,12 @@ impl FromRequest for SecretPath {
                     None => raw.to_owned(),
                 },
             ))),
-            None => Err(ApiError::NotFound("Not found".into())),
+            // Only on a route outside `/secrets/`: a wiring mistake, not the
+            // client's.
+            None => {
+                tracing::error!("SecretPath extracted on a route outside /secrets/");
+                Err(ApiError::Internal)
+            }
         })
     }
 }

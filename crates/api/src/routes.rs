@@ -196,7 +196,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // pattern it tries (`/user/{username}`) costs a regex search and an
     // allocation. So: the static paths, then the vault's prefix (after the
     // resource `/secrets`, which the prefix also matches), then the patterns.
-    // No two of them match the same path, so the order changes no answer.
+    // No two of them match the same path, so the order changes no answer. The
+    // prefix takes every path below `/secrets/`, whatever the method: no other
+    // route, here or registered after (docs, probes), may live there.
     let (patterns, fixed): (Vec<_>, Vec<_>) =
         paths.into_iter().partition(|(path, _)| path.contains('{'));
     for path in fixed {
@@ -305,6 +307,15 @@ mod tests {
                 route.method,
                 route.path
             );
+            // The tree reaches only the templates `vault_target` names.
+            if under_secrets {
+                assert!(
+                    [SECRET, UNDELETE].contains(&route.path),
+                    "{} {} cannot be reached",
+                    route.method,
+                    route.path
+                );
+            }
         }
     }
 }

@@ -627,6 +627,8 @@ async fn vault_paths_are_routed_by_method_and_a_literal_undelete_suffix() {
         (Method::POST, "/secrets/a"),
         (Method::PATCH, "/secrets/a/undelete"),
         (Method::HEAD, "/secrets/a"),
+        // Not a literal `/undelete` at the end.
+        (Method::POST, "/secrets/a/undelete/"),
     ] {
         let response = send(method.clone(), path).await;
         assert_eq!(response.status(), 405, "{method} {path}");
@@ -642,13 +644,40 @@ async fn vault_paths_are_routed_by_method_and_a_literal_undelete_suffix() {
     // An empty name before `/undelete` is still the undelete route's.
     let got = detail(send(Method::POST, "/secrets//undelete").await, 422).await;
     assert!(got.starts_with("name: "), "{got}");
+    // A name is decoded once: `%252F` is the name `a%2Fb`, which holds a `%`,
+    // never the secret `a/b`.
+    assert_written(
+        put_value(&app, &token, "a/b", "folder").await,
+        201,
+        "a/b",
+        1,
+    )
+    .await;
+    let got = detail(send(Method::GET, "/secrets/a%252Fb").await, 422).await;
+    assert!(got.starts_with("name: "), "{got}");
+    // With any method but POST, an encoded `/undelete` is part of the name.
+    assert_written(
+        put_value(&app, &token, "a/undelete", "x").await,
+        201,
+        "a/undelete",
+        1,
+    )
+    .await;
+    assert_read(
+        send(Method::GET, "/secrets/a%2Fundelete").await,
+        "a/undelete",
+        "x",
+        1,
+        json!({}),
+    )
+    .await;
     // Only whole segments: `/secretsa` is no vault path.
     assert_eq!(send(Method::GET, "/secretsa").await.status(), 404);
     // What the vault does serve still works, listing included.
     assert_no_content(delete(&app, &token, "a").await, 204).await;
     assert_written(undelete(&app, &token, "a").await, 200, "a", 1).await;
     assert_value(&app, &token, "a", "v", 1).await;
-    assert_eq!(listed(&app, &token, "").await, ["a"]);
+    assert_eq!(listed(&app, &token, "").await, ["a", "a/b", "a/undelete"]);
 }
 
 // ---------------------------------------------------------------- 3. check-and-set
