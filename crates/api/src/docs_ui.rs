@@ -80,7 +80,7 @@ async fn docs_file(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     // Only the embedded files are served: the name is looked up, never used as a path.
     let found = utoipa_swagger_ui::serve(&file, SWAGGER_CONFIG.clone())
         .map_err(|err| ApiError::internal("Swagger UI", &*err))?
-        .ok_or_else(|| ApiError::NotFound("Not found".into()))?;
+        .ok_or_else(crate::handlers::unserved)?;
     let content_type = if found.content_type.starts_with("text/") {
         format!("{}; charset=utf-8", found.content_type)
     } else {

@@ -20,7 +20,6 @@ use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, Route, web};
 use futures_util::future::LocalBoxFuture;
 
-use crate::error::ApiError;
 use crate::handlers;
 use crate::request_id::{name_route, named};
 
@@ -153,45 +152,50 @@ pub fn api_routes() -> Vec<ApiRoute> {
 /// answering 405 (with `Allow`) to the methods it does not take, then the
 /// vault's routes under `/secrets/` ([`VaultTree`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let mut paths: Vec<(&'static str, Vec<Route>)> = Vec::new();
-    let mut vault = Vec::new();
-    let mut allowed: Vec<(&'static str, Vec<Method>)> = Vec::new();
+    let mut paths: Vec<(&'static str, Vec<ApiRoute>)> = Vec::new();
     for route in api_routes() {
-        match allowed.iter_mut().find(|(path, _)| *path == route.path) {
-            Some((_, methods)) => methods.push(route.method.clone()),
-            None => allowed.push((route.path, vec![route.method.clone()])),
-        }
-        match route.serve {
-            Serve::Vault(handler) => vault.push((route.method, route.path, handler)),
-            Serve::Resource(served) => match paths.iter_mut().find(|(path, _)| *path == route.path)
-            {
-                Some((_, routes)) => routes.push(served),
-                None => paths.push((route.path, vec![served])),
-            },
+        match paths.iter_mut().find(|(path, _)| *path == route.path) {
+            Some((_, routes)) => routes.push(route),
+            None => paths.push((route.path, vec![route])),
         }
     }
-    let allow = |path: &str| {
-        allowed
+    let (mut fixed, mut patterns, mut vault) = (Vec::new(), Vec::new(), Vec::new());
+    for (path, routes) in paths {
+        let allow = routes
             .iter()
-            .find(|(allowed, _)| *allowed == path)
-            .map(|(_, methods)| {
-                let methods: Vec<&str> = methods.iter().map(Method::as_str).collect();
-                methods.join(", ")
-            })
-            .unwrap_or_default()
-    };
-    let resource = |(path, routes): (&'static str, Vec<Route>)| {
-        let allow = allow(path);
-        let resource = routes
-            .into_iter()
-            .fold(web::resource(path), |resource, route| resource.route(route))
-            .default_service(web::to(move || {
-                let allow = allow.clone();
-                async move { Err::<HttpResponse, _>(handlers::method_not_allowed(allow)) }
-            }));
+            .map(|route| route.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut resource = web::resource(path);
+        let mut handlers = Vec::new();
+        for route in routes {
+            match route.serve {
+                Serve::Resource(served) => resource = resource.route(served),
+                Serve::Vault(handler) => handlers.push((route.method, handler)),
+            }
+        }
+        // A path is either the tree's or a resource, never both (see the
+        // tests below).
+        if !handlers.is_empty() {
+            vault.push(VaultPath {
+                template: path,
+                allow,
+                handlers,
+            });
+            continue;
+        }
+        let resource = resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<HttpResponse, _>(handlers::method_not_allowed(allow)) }
+        }));
         // The documented template is the route's name in metrics and logs.
-        named(resource, path)
-    };
+        let resource = named(resource, path);
+        if path.contains('{') {
+            patterns.push(resource);
+        } else {
+            fixed.push(resource);
+        }
+    }
     // A request tries the routes in the order they are registered, and each
     // pattern it tries (`/user/{username}`) costs a regex search and an
     // allocation. So: the static paths, then the vault's prefix (after the
@@ -199,18 +203,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // No two of them match the same path, so the order changes no answer. The
     // prefix takes every path below `/secrets/`, whatever the method: no other
     // route, here or registered after (docs, probes), may live there.
-    let (patterns, fixed): (Vec<_>, Vec<_>) =
-        paths.into_iter().partition(|(path, _)| path.contains('{'));
-    for path in fixed {
-        cfg.service(resource(path));
+    for resource in fixed {
+        cfg.service(resource);
     }
-    let vault_allow = [SECRET, UNDELETE].map(|path| (path, allow(path))).to_vec();
-    cfg.service(VaultTree(Rc::new(VaultRoutes {
-        routes: vault,
-        allow: vault_allow,
-    })));
-    for path in patterns {
-        cfg.service(resource(path));
+    cfg.service(VaultTree(Rc::new(vault)));
+    for resource in patterns {
+        cfg.service(resource);
     }
 }
 
@@ -220,13 +218,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// ([`crate::extract::SecretPath`]). It answers as the actix resources would:
 /// 405 with `Allow` for a method its path does not take, and the documented
 /// template as the route's name in metrics and logs.
-struct VaultTree(Rc<VaultRoutes>);
+struct VaultTree(Rc<Vec<VaultPath>>);
 
-struct VaultRoutes {
-    /// Method, template and handler of each route.
-    routes: Vec<(Method, &'static str, VaultHandler)>,
-    /// Each template's `Allow`.
-    allow: Vec<(&'static str, String)>,
+/// One template under `/secrets/` and the routes on it.
+struct VaultPath {
+    template: &'static str,
+    /// Its methods, as `Allow` lists them.
+    allow: String,
+    handlers: Vec<(Method, VaultHandler)>,
 }
 
 impl HttpServiceFactory for VaultTree {
@@ -240,27 +239,23 @@ impl HttpServiceFactory for VaultTree {
     }
 }
 
-async fn serve_vault(routes: &VaultRoutes, req: ServiceRequest) -> ServiceResponse<BoxBody> {
+async fn serve_vault(paths: &[VaultPath], req: ServiceRequest) -> ServiceResponse<BoxBody> {
     let (req, payload) = req.into_parts();
     let Some((template, _)) = vault_target(req.match_info().unprocessed(), req.method()) else {
         // Only `/secrets` itself, which its own resource serves first.
-        let response = HttpResponse::from_error(ApiError::NotFound("Not found".into()));
-        return ServiceResponse::new(req, response);
+        return ServiceResponse::new(req, HttpResponse::from_error(handlers::unserved()));
     };
     name_route(&req, template);
-    let chosen = routes
-        .routes
-        .iter()
-        .find(|(method, path, _)| *path == template && method == req.method());
-    let response = match chosen {
-        Some((_, _, handler)) => handler(req.clone(), payload).await,
+    let path = paths.iter().find(|path| path.template == template);
+    let handler = path.and_then(|path| {
+        path.handlers
+            .iter()
+            .find(|(method, _)| method == req.method())
+    });
+    let response = match handler {
+        Some((_, handler)) => handler(req.clone(), payload).await,
         None => {
-            let allow = routes
-                .allow
-                .iter()
-                .find(|(path, _)| *path == template)
-                .map(|(_, allow)| allow.clone())
-                .unwrap_or_default();
+            let allow = path.map(|path| path.allow.clone()).unwrap_or_default();
             HttpResponse::from_error(handlers::method_not_allowed(allow))
         }
     };

@@ -4,7 +4,12 @@ use crate::error::ApiError;
 
 /// Any path safebox does not serve.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("Not found".into()))
+    Err(unserved())
+}
+
+/// The error of a path safebox does not serve.
+pub fn unserved() -> ApiError {
+    ApiError::NotFound("Not found".into())
 }
 
 /// A served path called with a method it does not take.

@@ -11,7 +11,7 @@ mod vault;
 
 pub use accounts::{change_password, cookie_login, login, register, sign_up};
 pub use audit::list_audit;
-pub use fallback::{method_not_allowed, not_found};
+pub use fallback::{method_not_allowed, not_found, unserved};
 pub use secrets::{get_secret, set_secret};
 pub use sessions::{end_session, list_sessions, logout, refresh};
 pub use users::{delete_user, get_user, home, profile, put_user};
