@@ -19,6 +19,7 @@ mod request_id;
 mod routes;
 mod startup;
 mod state;
+mod yielding;
 
 pub use error::ApiError;
 pub use extract::{AuthUser, ClientIp, IpRateLimit, JsonBody, MAX_JSON_BODY_BYTES};

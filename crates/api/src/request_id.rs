@@ -110,7 +110,8 @@ fn request_context(req: &ServiceRequest, id: String) -> RequestContext {
 /// Middleware, outermost: settles the request id, stores it in the request's
 /// extensions, runs the request with its context ([`in_request`]) and
 /// sets `X-Request-Id` on the response, whatever the response is (errors, 404s
-/// and middleware failures included).
+/// and middleware failures included). Every response is also counted towards
+/// the worker's next yield of its core ([`crate::yielding`]).
 pub(crate) async fn assign(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -120,7 +121,9 @@ pub(crate) async fn assign(
     let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     let context = Rc::new(request_context(&req, id.clone()));
     req.extensions_mut().insert(RequestId(id));
-    match in_request(context, || next.call(req)).await {
+    let outcome = in_request(context, || next.call(req)).await;
+    crate::yielding::response_answered();
+    match outcome {
         Ok(mut response) => {
             response.headers_mut().insert(X_REQUEST_ID, value);
             Ok(response)
