@@ -68,6 +68,8 @@ MAX_RSS_MIB = 64.0
 WRITES_MIN_RPS = 2000.0
 
 SHED_STATUSES = ("503", "429")
+# safebox names its hashing threads safebox-hash-0, -1, ... (crates/api/src/hashing.rs).
+HASHING_THREAD_PREFIX = "safebox-hash-"
 
 # How many times the other scenarios' duration the login scenario runs (see
 # login_duration in bench()).
@@ -156,6 +158,27 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(rest[11]) + int(rest[12])) / ticks  # utime, stime (fields 14, 15)
+
+
+def threads_cpu_seconds(pid: int, name_prefix: str) -> float:
+    """CPU time of those of a process's threads whose name starts with
+    `name_prefix` (the hashing threads are `safebox-hash-N`), from each thread's
+    schedstat (nanoseconds); 0.0 where the kernel has no schedstat."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as comm:
+                if not comm.read().startswith(name_prefix):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as stat:
+                total += int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
 
 
 def machine_cpu_seconds() -> tuple[float, float]:
@@ -312,6 +335,7 @@ class LoadResult:
     server_cpu_s: float = 0.0
     loadgen_cpu_s: float = 0.0
     other_cpu_s: float = 0.0
+    hashing_cpu_s: float = 0.0  # the server's hashing threads, part of server_cpu_s
     steal_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -576,11 +600,13 @@ def run_load(loadgen, processes: Processes, server_pid: int, *loads: Load) -> li
     """
     os.sync()
     cpu_before = cpu_seconds(server_pid)
+    hashing_before = threads_cpu_seconds(server_pid, HASHING_THREAD_PREFIX)
     children_before = children_cpu_seconds()
     busy_before, steal_before = machine_cpu_seconds()
     pendings = [loadgen.start(load, processes) for load in loads]
     results = [pending.wait(processes) for pending in pendings]
     server_cpu = cpu_seconds(server_pid) - cpu_before
+    hashing_cpu = threads_cpu_seconds(server_pid, HASHING_THREAD_PREFIX) - hashing_before
     loadgen_cpu = children_cpu_seconds() - children_before
     busy_after, steal_after = machine_cpu_seconds()
     # Whatever else ran on the machine meanwhile (another build, say) skews the run.
@@ -590,6 +616,7 @@ def run_load(loadgen, processes: Processes, server_pid: int, *loads: Load) -> li
         result.server_cpu_s = server_cpu
         result.loadgen_cpu_s = loadgen_cpu
         result.other_cpu_s = other_cpu
+        result.hashing_cpu_s = hashing_cpu
         result.steal_s = steal
     return results
 
@@ -977,6 +1004,21 @@ def steal_note(runs: dict) -> str:
             f"stalls server and load generator alike) of 0.05 s or more: {listed}.")
 
 
+def login_note(data: dict) -> str:
+    """Splits the login ratio into the cores the hashing threads got and their
+    CPU per login against one bcrypt::verify."""
+    sm, b = data["summary"], data["bcrypt"]
+    share, per_login = sm["login_hashing_share"], sm["login_hashing_ms_per_login"]
+    if not share or per_login is None:
+        return "- Logins: no CPU time of the hashing threads was measured (no schedstat?)."
+    verify_ms = b["median_s"] * 1000.0
+    return (f"- Logins: the hashing threads had {share:.3f} of the cores and spent {per_login:.0f} ms "
+            f"of CPU per login against {verify_ms:.0f} ms for one bcrypt::verify "
+            f"(ratio ≈ {share:.3f} × {verify_ms / per_login:.3f} = {share * verify_ms / per_login:.3f}); "
+            "the rest of the cores went to the request workers' refusals, the load generator "
+            "and other processes (the CPU column).")
+
+
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -1029,6 +1071,13 @@ def analyse(data: dict) -> dict:
     vault_p99_ratio = (vault_p99 / base_p99
                        if base_p99 and vault_p99 is not None else float("inf"))
     login_ratio = login.count("200") / login.duration_s / bound
+    # Where the login scenario's cores went: a ratio below 1 is either cores the
+    # hashing threads did not get, or more of their CPU per login than one
+    # bcrypt::verify (in-flight work cut off at the deadline, the database work
+    # of a login, a slower bcrypt than the probe saw).
+    logins_ok = login.count("200")
+    hashing_share = login.hashing_cpu_s / login.duration_s / data["machine"]["cores"]
+    hashing_ms_per_login = login.hashing_cpu_s * 1000.0 / logins_ok if logins_ok else None
     def cpu_note(r: LoadResult) -> str:
         return (f"{r.server_cpu_s / r.duration_s:.2f} / {r.loadgen_cpu_s / r.duration_s:.2f}"
                 f" / {r.other_cpu_s / r.duration_s:.2f}")
@@ -1181,6 +1230,8 @@ def analyse(data: dict) -> dict:
         "vault_writes_rps": objs["vault_writes"].ok_rps,
         "logins_per_s": login.count("200") / login.duration_s,
         "bcrypt_bound": bound, "login_ratio": login_ratio,
+        "login_hashing_share": hashing_share,
+        "login_hashing_ms_per_login": hashing_ms_per_login,
         "storm_reads_p99_ms": storm_reads.p99_ms,
         "storm_shed_p50_ms": storm_shed_p50, "storm_shed_p99_ms": storm_shed_p99,
         "storm_shed_latency_is_per_status": storm_login.per_status_latency,
@@ -1248,6 +1299,7 @@ def markdown(data: dict) -> str:
         "- CPU column: CPU seconds per second of the server, of the load generator(s) and of "
         f"every other process on the machine during the scenario; the machine has {m['cores']}. "
         "A clearly non-zero 'other' means something else was running and the row is skewed.",
+        login_note(data),
         steal_note(data["runs"]),
     ]
     return "\n".join(lines + notes) + "\n"
