@@ -1105,7 +1105,9 @@ def analyse(data: dict) -> dict:
                 "p50_ms": p50, "p99_ms": p99,
                 "statuses": fmt_statuses(merge_statuses([logins])),
                 "ratio": f"{logins.count('200') / logins.duration_s / bound:.2f}× bound; "
-                f"{sheds / logins.duration_s:,.0f} sheds/s",
+                f"{sheds / logins.duration_s:,.0f} sheds/s"
+                + (f"; logins let in took {logins.ok_p50_ms / 1000:.1f} s (p50)"
+                   if logins.per_status_latency and logins.ok_p50_ms is not None else ""),
                 "target": f"shed p99 < {STORM_SHED_MAX_MS:g} ms",
                 "result": shed_result,
                 "cpu": cpu_note(logins),

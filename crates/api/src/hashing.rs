@@ -13,12 +13,17 @@
 //!
 //! Admission is counted, not left to the channel: a job is admitted while fewer
 //! than `workers + queue` jobs are running or waiting. (A rendezvous channel would
-//! refuse work in the instant a worker is between two jobs.)
+//! refuse work in the instant a worker is between two jobs.) The queue also admits
+//! a job only if the pool is expected to start it within [`QUEUE_WAIT_BUDGET`], at
+//! the pace its recent jobs took: when other work takes the cores from the
+//! (lower-priority) hashing threads, a job takes seconds instead of a quarter of
+//! one, and a full queue would hold a login for several of them.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -53,6 +58,57 @@ struct Stats {
     waiting: AtomicUsize,
     /// Jobs refused because the pool was saturated.
     rejections: AtomicU64,
+    /// A moving average of the wall time of one job on a hashing thread, in
+    /// nanoseconds; 0 until the first job has finished.
+    job_nanos: AtomicU64,
+}
+
+/// How long a job let into the queue may expect to wait for a hashing thread.
+/// A job that would wait longer, at the pace of the pool's recent jobs, is refused
+/// like one that finds the queue full. At cost 12 a job takes about a quarter of a
+/// second on an idle core, so the default queue (twice the cores) fits with room;
+/// the budget bites when other work slows the hashing threads down.
+pub const QUEUE_WAIT_BUDGET: Duration = Duration::from_secs(1);
+
+impl Stats {
+    /// Folds one finished job's wall time into the moving average (weight 1/4,
+    /// so a change of pace shows within a few jobs).
+    fn record_job(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .job_nanos
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |average| {
+                Some(next_average(average, took))
+            });
+    }
+}
+
+/// The moving average after a job that took `took` nanoseconds; the first job
+/// sets it.
+fn next_average(average: u64, took: u64) -> u64 {
+    if average == 0 {
+        took
+    } else {
+        average - average / 4 + took / 4
+    }
+}
+
+/// Whether a job may be admitted when `in_flight` jobs are already running or
+/// waiting: a worker is free, or the job's place in the queue is within `queue`
+/// and the jobs ahead of it, at `job_nanos` each spread over the workers, leave
+/// it waiting no longer than [`QUEUE_WAIT_BUDGET`]. With no job finished yet
+/// (`job_nanos` 0) only the count applies.
+fn admits(in_flight: usize, workers: usize, queue: usize, job_nanos: u64) -> bool {
+    if in_flight < workers {
+        return true;
+    }
+    // This job's place in the queue, from 1.
+    let place = in_flight + 1 - workers;
+    if place > queue {
+        return false;
+    }
+    let wait = u128::from(job_nanos) * place as u128;
+    wait <= QUEUE_WAIT_BUDGET.as_nanos() * workers as u128
 }
 
 /// A read-only view of a [`HashingPool`]'s counters, for the metrics endpoint
@@ -66,9 +122,16 @@ impl HashingStats {
         self.0.waiting.load(Ordering::Acquire)
     }
 
-    /// Jobs refused since start because every worker was busy and the queue full.
+    /// Jobs refused since start because every worker was busy and the queue full
+    /// (or too slow to start them within [`QUEUE_WAIT_BUDGET`]).
     pub fn rejections(&self) -> u64 {
         self.0.rejections.load(Ordering::Relaxed)
+    }
+
+    /// The recent wall time of one job on a hashing thread (a moving average);
+    /// zero until a job has finished.
+    pub fn job_time(&self) -> Duration {
+        Duration::from_nanos(self.0.job_nanos.load(Ordering::Acquire))
     }
 }
 
@@ -126,17 +189,18 @@ impl HashingPool {
 
     /// Submits `job` to the pool at once and returns a future of its result that
     /// does not block the caller's thread. Fails at once with
-    /// [`PoolError::Saturated`] when every worker is busy and the queue is full.
+    /// [`PoolError::Saturated`] when every worker is busy and the queue is full,
+    /// or when the queue is too slow to start the job within [`QUEUE_WAIT_BUDGET`].
     pub fn run<F, R>(&self, job: F) -> impl Future<Output = Result<R, PoolError>> + 'static
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let limit = self.workers + self.queue;
+        let job_nanos = self.stats.job_nanos.load(Ordering::Acquire);
         let admitted = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
-                (count < limit).then_some(count + 1)
+                admits(count, self.workers, self.queue, job_nanos).then_some(count + 1)
             })
             .is_ok();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -144,11 +208,15 @@ impl HashingPool {
             let guard = InFlight(Arc::clone(&self.in_flight));
             let stats = Arc::clone(&self.stats);
             stats.waiting.fetch_add(1, Ordering::AcqRel);
-            let waiting = Waiting(stats);
+            let waiting = Waiting(Arc::clone(&stats));
             let wrapped: Job = Box::new(move || {
                 // Running now, not waiting.
                 drop(waiting);
+                let started = Instant::now();
                 let result = catch_unwind(AssertUnwindSafe(job));
+                // The pace counts before the slot is freed, so that the next
+                // admission sees both.
+                stats.record_job(started.elapsed());
                 // Not in flight any more once the caller can see the result.
                 drop(guard);
                 // A panicked job drops `tx`, which the caller sees as `Lost`.
@@ -288,6 +356,81 @@ mod tests {
         for n in 0..200 {
             assert_eq!(pool.run(move || n).await.unwrap(), n);
         }
+    }
+
+    #[test]
+    fn the_job_time_average_starts_at_the_first_job_and_moves_a_quarter_of_the_way() {
+        assert_eq!(next_average(0, 100), 100);
+        assert_eq!(next_average(100, 500), 200);
+        assert_eq!(next_average(200, 200), 200);
+        let mut average = 250_000_000;
+        for _ in 0..40 {
+            average = next_average(average, 1_300_000_000);
+        }
+        assert!(
+            (1_290_000_000..=1_300_000_000).contains(&average),
+            "{average}"
+        );
+    }
+
+    #[test]
+    fn the_queue_admits_only_jobs_that_would_start_within_the_budget() {
+        let ms = |n: u64| n * 1_000_000;
+        // Before any job has finished, only the count applies: 2 running + 4 waiting.
+        assert!((0..6).all(|in_flight| admits(in_flight, 2, 4, 0)));
+        assert!(!admits(6, 2, 4, 0));
+        // At a quarter of a second a job (an idle machine, cost 12) the whole queue
+        // fits: the 4th waiting job starts after about 4 x 250 ms / 2 workers.
+        assert!((0..6).all(|in_flight| admits(in_flight, 2, 4, ms(250))));
+        assert!(!admits(6, 2, 4, ms(250)));
+        // At 1.3 s a job (hashing threads starved by other work) one may wait.
+        assert!(admits(2, 2, 4, ms(1_300)));
+        assert!(!admits(3, 2, 4, ms(1_300)));
+        // Slower still, none may wait, but a free worker always takes a job.
+        assert!(admits(1, 2, 4, ms(2_500)));
+        assert!(!admits(2, 2, 4, ms(2_500)));
+        // Exactly at the budget is still in it.
+        assert!(admits(1, 1, 4, ms(1_000)));
+        assert!(!admits(1, 1, 4, ms(1_001)));
+    }
+
+    #[tokio::test]
+    async fn a_finished_job_sets_the_pace() {
+        let pool = HashingPool::new(1, 0);
+        assert_eq!(pool.stats().job_time(), Duration::ZERO);
+        pool.run(|| thread::sleep(Duration::from_millis(50)))
+            .await
+            .unwrap();
+        assert!(pool.stats().job_time() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_slow_pool_refuses_what_its_queue_could_not_start_in_time() {
+        let pool = HashingPool::new(1, 4);
+        // Recent jobs took 600 ms each: one waiting job would start within the
+        // second, a second one would not.
+        pool.stats.record_job(Duration::from_millis(600));
+        let release = Arc::new(Barrier::new(2));
+        let (started_tx, started_rx) = mpsc::channel();
+        let held = {
+            let release = Arc::clone(&release);
+            pool.run(move || {
+                started_tx.send(()).unwrap();
+                release.wait();
+            })
+        };
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let queued = pool.run(|| 1);
+        assert_eq!(pool.stats().queue_depth(), 1);
+        // Admission is decided in `run`, before its future is polled.
+        let refused = pool.run(|| 2);
+        assert_eq!(pool.stats().rejections(), 1);
+        assert_eq!(pool.stats().queue_depth(), 1);
+        let refused = tokio::time::timeout(Duration::from_secs(5), refused).await;
+        assert!(matches!(refused, Ok(Err(PoolError::Saturated))));
+        release.wait();
+        held.await.unwrap();
+        assert_eq!(queued.await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -221,6 +221,19 @@ impl Metrics {
             &[],
             snapshot.hashing.rejections(),
         );
+        family(
+            &mut out,
+            "safebox_hashing_job_seconds",
+            "Recent wall time of one password hashing job (a moving average); the queue \
+             admits only jobs it would start within a second at this pace.",
+            "gauge",
+        );
+        sample(
+            &mut out,
+            "safebox_hashing_job_seconds",
+            &[],
+            snapshot.hashing.job_time().as_secs_f64(),
+        );
 
         family(
             &mut out,
@@ -611,6 +624,8 @@ mod tests {
             "safebox_lockouts_total 1",
             "safebox_hashing_queue_depth 0",
             "safebox_hashing_rejections_total 0",
+            "# TYPE safebox_hashing_job_seconds gauge",
+            "safebox_hashing_job_seconds 0",
             "safebox_db_pool_connections{pool=\"reads\",state=\"idle\"} 3",
             "safebox_db_pool_connections{pool=\"reads\",state=\"in_use\"} 1",
             "safebox_db_pool_connections{pool=\"writes\",state=\"in_use\"} 0",

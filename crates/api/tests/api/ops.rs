@@ -221,6 +221,7 @@ async fn metrics_are_prometheus_text_with_every_family() {
         ("safebox_lockouts_total", "counter"),
         ("safebox_hashing_queue_depth", "gauge"),
         ("safebox_hashing_rejections_total", "counter"),
+        ("safebox_hashing_job_seconds", "gauge"),
         ("safebox_db_pool_connections", "gauge"),
         ("safebox_audit_queue_depth", "gauge"),
         ("safebox_audit_events_dropped_total", "counter"),
@@ -255,6 +256,16 @@ async fn metrics_are_prometheus_text_with_every_family() {
     assert_eq!(reads, 4.0, "{text}");
     assert_eq!(value(&text, "safebox_hashing_queue_depth"), 0.0);
     assert_eq!(value(&text, "safebox_hashing_rejections_total"), 0.0);
+    assert_eq!(value(&text, "safebox_hashing_job_seconds"), 0.0);
+}
+
+#[tokio::test]
+async fn the_hashing_pace_shows_once_a_password_was_hashed() {
+    let app = spawn_app().await;
+    app.user_with_token("pace").await;
+    // A registration and a login ran on the hashing pool.
+    let seconds = value(&scrape(&app).await, "safebox_hashing_job_seconds");
+    assert!(seconds > 0.0 && seconds < 60.0, "{seconds}");
 }
 
 #[tokio::test]
