@@ -1009,7 +1009,9 @@ def login_note(data: dict) -> str:
     CPU per login against one bcrypt::verify."""
     sm, b = data["summary"], data["bcrypt"]
     share, per_login = sm["login_hashing_share"], sm["login_hashing_ms_per_login"]
-    if not share or per_login is None:
+    if per_login is None:
+        return "- Logins: none succeeded, so there is no CPU per login to split the ratio with."
+    if not share:
         return "- Logins: no CPU time of the hashing threads was measured (no schedstat?)."
     verify_ms = b["median_s"] * 1000.0
     return (f"- Logins: the hashing threads had {share:.3f} of the cores and spent {per_login:.0f} ms "
@@ -1107,7 +1109,7 @@ def analyse(data: dict) -> dict:
                 "ratio": f"{logins.count('200') / logins.duration_s / bound:.2f}× bound; "
                 f"{sheds / logins.duration_s:,.0f} sheds/s"
                 + (f"; logins let in took {logins.ok_p50_ms / 1000:.1f} s (p50)"
-                   if logins.per_status_latency and logins.ok_p50_ms is not None else ""),
+                   if logins.ok_p50_ms is not None else ""),
                 "target": f"shed p99 < {STORM_SHED_MAX_MS:g} ms",
                 "result": shed_result,
                 "cpu": cpu_note(logins),

@@ -176,7 +176,7 @@ impl From<PoolError> for ApiError {
                 if let Some(also) = THROTTLE.admit() {
                     tracing::warn!(
                         also_shed_since_last_line = also,
-                        "password hashing queue is full; shedding the request"
+                        "password hashing queue is full or too slow; shedding the request"
                     );
                 }
                 Self::Unavailable

@@ -17,7 +17,10 @@
 //! a job only if the pool is expected to start it within [`QUEUE_WAIT_BUDGET`], at
 //! the pace its recent jobs took: when other work takes the cores from the
 //! (lower-priority) hashing threads, a job takes seconds instead of a quarter of
-//! one, and a full queue would hold a login for several of them.
+//! one, and a full queue would hold a login for several of them. A job is the
+//! whole use case on the hashing thread (bcrypt and its database statements), so a
+//! slow database slows the pace too, and quick jobs (a locked account's login,
+//! which skips bcrypt) speed it up: the average is of what the queue waits for.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -32,7 +35,8 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 /// Why a job did not run to completion.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    /// Every worker is busy and the queue is full.
+    /// Every worker is busy and the queue is full, or too slow to start the job
+    /// within [`QUEUE_WAIT_BUDGET`].
     #[error("hashing pool saturated")]
     Saturated,
     /// The job panicked or the pool shut down before it ran.
@@ -196,10 +200,10 @@ impl HashingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let job_nanos = self.stats.job_nanos.load(Ordering::Acquire);
         let admitted = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                let job_nanos = self.stats.job_nanos.load(Ordering::Acquire);
                 admits(count, self.workers, self.queue, job_nanos).then_some(count + 1)
             })
             .is_ok();
@@ -214,8 +218,8 @@ impl HashingPool {
                 drop(waiting);
                 let started = Instant::now();
                 let result = catch_unwind(AssertUnwindSafe(job));
-                // The pace counts before the slot is freed, so that the next
-                // admission sees both.
+                // The pace is recorded before the slot is freed: an admission
+                // that sees the free slot also sees this job's time.
                 stats.record_job(started.elapsed());
                 // Not in flight any more once the caller can see the result.
                 drop(guard);
