@@ -287,6 +287,24 @@ mod tests {
 
     use super::*;
 
+    /// Occupies one of `pool`'s workers until the returned barrier is waited on;
+    /// returns once the job is running, with the job's future.
+    fn occupy_a_worker(
+        pool: &HashingPool,
+    ) -> (Arc<Barrier>, impl Future<Output = Result<(), PoolError>>) {
+        let release = Arc::new(Barrier::new(2));
+        let (started_tx, started_rx) = mpsc::channel();
+        let held = {
+            let release = Arc::clone(&release);
+            pool.run(move || {
+                started_tx.send(()).unwrap();
+                release.wait();
+            })
+        };
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        (release, held)
+    }
+
     #[tokio::test]
     async fn runs_jobs_off_the_calling_thread() {
         let pool = HashingPool::new(2, 4);
@@ -308,17 +326,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once() {
         let pool = HashingPool::new(1, 1);
-        let release = Arc::new(Barrier::new(2));
-        let (started_tx, started_rx) = mpsc::channel();
-        // Occupy the only worker until released.
-        let held = {
-            let release = Arc::clone(&release);
-            pool.run(move || {
-                started_tx.send(()).unwrap();
-                release.wait();
-            })
-        };
-        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let (release, held) = occupy_a_worker(&pool);
         // Fill the queue's one slot.
         let queued = pool.run(|| 1);
         assert_eq!(pool.stats().queue_depth(), 1);
@@ -414,16 +422,7 @@ mod tests {
         // Recent jobs took 600 ms each: one waiting job would start within the
         // second, a second one would not.
         pool.stats.record_job(Duration::from_millis(600));
-        let release = Arc::new(Barrier::new(2));
-        let (started_tx, started_rx) = mpsc::channel();
-        let held = {
-            let release = Arc::clone(&release);
-            pool.run(move || {
-                started_tx.send(()).unwrap();
-                release.wait();
-            })
-        };
-        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let (release, held) = occupy_a_worker(&pool);
         let queued = pool.run(|| 1);
         assert_eq!(pool.stats().queue_depth(), 1);
         // Admission is decided in `run`, before its future is polled.
