@@ -444,4 +444,19 @@ mod tests {
         assert_eq!(pool.run(|| 7).await.unwrap(), 7);
         assert_eq!(pool.in_flight(), 0);
     }
+
+    #[tokio::test]
+    async fn a_panicking_job_still_sets_the_pace() {
+        let pool = HashingPool::new(1, 0);
+        let result = pool
+            .run(|| -> u8 {
+                thread::sleep(Duration::from_millis(40));
+                panic!("boom")
+            })
+            .await;
+        assert!(matches!(result, Err(PoolError::Lost)));
+        // The time it held the thread counts: the queue waited for it all the same.
+        assert!(pool.stats().job_time() >= Duration::from_millis(40));
+        assert_eq!(pool.stats().queue_depth(), 0);
+    }
 }
