@@ -459,6 +459,7 @@ class Oha:
         err = open(output.with_suffix(".err"), "w")
         proc = processes.start(args, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
         err.close()
+
         def parse(load: Load, out: Path) -> LoadResult:
             return replace(self.parse(load, out), drained=drained)
 
@@ -1274,6 +1275,7 @@ def analyse(data: dict) -> dict:
 
 def markdown(data: dict) -> str:
     m, s, b = data["machine"], data["settings"], data["bcrypt"]
+    logins_drained = bool(data["runs"]["login"].get("drained"))
     lines = [
         "# safebox benchmark report",
         "",
@@ -1289,7 +1291,7 @@ def markdown(data: dict) -> str:
         f"- {s['duration_s']:g} s per scenario ({s['login_duration_s']:g} s for the logins, "
         + ("which then wait for the logins still in flight and count them, the duration running "
            "until the last answer) "
-           if data["runs"]["login"].get("drained") else
+           if logins_drained else
            "whose last, cut off by the deadline and not counted, would otherwise weigh more) ")
         + f"at {s['connections']} connections "
         f"(storm reads: {s['storm_reader_connections']}); baseline, reads and vault reads "
@@ -1319,7 +1321,7 @@ def markdown(data: dict) -> str:
         "- Req/s counts 2xx answers only (for logins: 200s), divided by the measured duration; "
         "requests cut off by the end of the run are not counted"
         + (" (the login scenario has none: it waits for them)."
-           if data["runs"]["login"].get("drained") else "."),
+           if logins_drained else "."),
         "- Storm logins: p50/p99 are of the "
         + ("shed (non-2xx) answers only; the shed target is judged on their p99."
            if sm["storm_shed_latency_is_per_status"]
