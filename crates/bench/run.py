@@ -7,8 +7,9 @@ What it does, in order:
 
 1. Times one `bcrypt::verify` at the configured cost (`bench-bcrypt`) while the
    machine is idle: the bcrypt bound is cores / that time, the most logins per
-   second the machine can check. It is timed again right before and right after
-   the login scenario, and the login ratio uses the mean of those two.
+   second the machine can check. It is timed again before the first login round
+   and after each; each round is held against the mean of the two probes around
+   it, and the login ratio is the median over the rounds.
 2. Starts `bench-baseline` (a minimal actix-web server answering GET /get_secret
    with a fixed body) and `safebox serve` on a fresh SQLite database in a temporary
    directory, both on free ports of 127.0.0.1, safebox with default settings and
@@ -19,7 +20,8 @@ What it does, in order:
    missing; wrk from Debian's packages as the fallback):
      baseline, safebox reads and vault reads (GET /secrets/{name}), alternating,
      several rounds (the median of each figure over the rounds is reported);
-     writes, with /set_secret and with PUT /secrets/{name}; logins; a login storm
+     writes, with /set_secret and with PUT /secrets/{name}; logins (several
+     rounds, the median ratio reported); a login storm
      with authenticated reads measured at the same time.
 5. Reads the server's peak RSS (VmHWM), prints one table with PASS/MISS against the
    targets and writes target/bench/report.md and target/bench/report.json.
@@ -697,8 +699,8 @@ def bench(args) -> dict:
 
         # 1. The bcrypt bound: one verify timed while nothing else runs. A
         # shared machine's speed drifts by several percent over minutes, so it
-        # is timed again right before and right after the login scenario, and
-        # the login ratio uses those two, the machine as it was then.
+        # is timed again around each login round, and each round is held
+        # against the machine as it was then.
         def time_bcrypt(when: str) -> dict:
             log(f"timing bcrypt::verify at cost {cost} ({when})")
             probe = subprocess.run(
@@ -873,23 +875,32 @@ def bench(args) -> dict:
             token=writer["token"], body=json.dumps({"value": SECRET_VALUE})))
         after_writes = server_snapshot(server.pid)
 
-        bcrypt_before = time_bcrypt("right before the logins")
-        log(f"logins: POST /login, {login_duration:g}s at {conns} connections")
-        (login,) = run_load(
-            loadgen, processes, server.pid, logins("login", login_duration, drain=True)
-        )
+        # Logins in rounds, each between two probes of bcrypt's speed: a shared
+        # machine's speed drifts by a few percent within a minute (the probes of
+        # one run have differed by 5%), so each round is held against the mean of
+        # the two probes around it, and the ratio reported is the median over the
+        # rounds, as the reads' figures are.
+        probes = [time_bcrypt("right before the logins")]
+        login_runs: list[LoadResult] = []
+        login_bounds: list[float] = []
+        for round_ in range(1, args.login_rounds + 1):
+            log(f"logins round {round_}/{args.login_rounds}: POST /login, {login_duration:g}s "
+                f"at {conns} connections")
+            login_runs += run_load(
+                loadgen, processes, server.pid, logins(f"login-{round_}", login_duration, drain=True)
+            )
+            # Drained, the queue is already empty; wrk's cut-off run leaves logins
+            # hashing, which would slow the probe down.
+            time.sleep(2)
+            probes.append(time_bcrypt(f"after logins round {round_}"))
+            login_bounds.append(cores / statistics.mean(p["median_s"] for p in probes[-2:]))
         after_login = server_snapshot(server.pid)
-        # Drained, the queue is already empty; wrk's cut-off run leaves logins
-        # hashing, which would slow the probe down.
-        time.sleep(2)
-        bcrypt_after = time_bcrypt("right after the logins")
-        verify_s = (bcrypt_before["median_s"] + bcrypt_after["median_s"]) / 2
+        verify_s = statistics.mean(p["median_s"] for p in probes)
         bcrypt = dict(
-            bcrypt_before,
+            probes[0],
             median_s=verify_s,
             at_start_s=bcrypt_at_start["median_s"],
-            before_logins_s=bcrypt_before["median_s"],
-            after_logins_s=bcrypt_after["median_s"],
+            around_logins_s=[p["median_s"] for p in probes],
         )
         bcrypt_bound = cores / verify_s
 
@@ -957,6 +968,7 @@ def bench(args) -> dict:
                 "login_duration_s": login_duration,
                 "warmup_s": args.warmup,
                 "rounds": args.rounds,
+                "login_rounds": args.login_rounds,
                 "aggregate": "median over rounds, each figure separately",
                 "users": args.users,
                 "storm_reader_connections": args.storm_reader_connections,
@@ -973,7 +985,8 @@ def bench(args) -> dict:
                 "writes": writes.to_json(),
                 "vault_reads": [r.to_json() for r in vault_runs],
                 "vault_writes": vault_writes.to_json(),
-                "login": login.to_json(),
+                "login": [dict(r.to_json(), bound_logins_per_s=bound)
+                          for r, bound in zip(login_runs, login_bounds)],
                 "storm_login": storm_login.to_json(),
                 "storm_reads": storm_reads.to_json(),
                 "defaults_storm_login": strict_login.to_json(),
@@ -993,7 +1006,8 @@ def bench(args) -> dict:
             "_objects": {
                 "base_runs": base_runs, "read_runs": read_runs, "writes": writes,
                 "vault_runs": vault_runs, "vault_writes": vault_writes,
-                "login": login, "storm_login": storm_login, "storm_reads": storm_reads,
+                "login_runs": login_runs, "login_bounds": login_bounds,
+                "storm_login": storm_login, "storm_reads": storm_reads,
                 "strict_login": strict_login, "strict_reads": strict_reads,
             },
         }
@@ -1030,14 +1044,15 @@ def steal_note(runs: dict) -> str:
 def login_note(data: dict) -> str:
     """Splits the login ratio into the cores the hashing threads got and their
     CPU per login against one bcrypt::verify."""
-    sm, b = data["summary"], data["bcrypt"]
+    sm = data["summary"]
     share, per_login = sm["login_hashing_share"], sm["login_hashing_ms_per_login"]
     if per_login is None:
         return "- Logins: none succeeded, so there is no CPU per login to split the ratio with."
     if not share:
         return "- Logins: no CPU time of the hashing threads was measured (no schedstat?)."
-    verify_ms = b["median_s"] * 1000.0
-    return (f"- Logins: the hashing threads had {share:.3f} of the cores and spent {per_login:.0f} ms "
+    verify_ms = data["machine"]["cores"] / sm["login_bound"] * 1000.0
+    return (f"- Logins{' (the round with the median ratio)' if len(sm['login_ratios']) > 1 else ''}: "
+            f"the hashing threads had {share:.3f} of the cores and spent {per_login:.0f} ms "
             f"of CPU per login against {verify_ms:.0f} ms for one bcrypt::verify "
             f"(ratio ≈ {share:.3f} × {verify_ms / per_login:.3f} = {share * verify_ms / per_login:.3f}); "
             "the rest of the cores went to the request workers' refusals, the load generator "
@@ -1075,7 +1090,7 @@ def verdict(passed: bool) -> str:
 def analyse(data: dict) -> dict:
     objs = data.pop("_objects")
     base_runs, read_runs = objs["base_runs"], objs["read_runs"]
-    writes, login = objs["writes"], objs["login"]
+    writes = objs["writes"]
     storm_login, storm_reads = objs["storm_login"], objs["storm_reads"]
     bound = data["bcrypt"]["bound_logins_per_s"]
     mib = lambda kib: kib / 1024.0 if kib else 0.0  # noqa: E731
@@ -1095,7 +1110,14 @@ def analyse(data: dict) -> dict:
     vault_read_ratio = vault_rps / base_rps if base_rps else 0.0
     vault_p99_ratio = (vault_p99 / base_p99
                        if base_p99 and vault_p99 is not None else float("inf"))
-    login_ratio = login.count("200") / login.duration_s / bound
+    login_runs, login_bounds = objs["login_runs"], objs["login_bounds"]
+    login_ratios = [r.count("200") / r.duration_s / b for r, b in zip(login_runs, login_bounds)]
+    login_ratio = statistics.median(login_ratios)
+    # The row's other figures are those of the round with the median ratio (of
+    # an even number of rounds, the lower of the middle two).
+    median_round = sorted(range(len(login_runs)), key=lambda i: login_ratios[i])[
+        (len(login_runs) - 1) // 2]
+    login, login_bound = login_runs[median_round], login_bounds[median_round]
     # Where the login scenario's cores went: a ratio below 1 is either cores the
     # hashing threads did not get, or more of their CPU per login than one
     # bcrypt::verify (in-flight work cut off at the deadline when the load
@@ -1216,8 +1238,10 @@ def analyse(data: dict) -> dict:
             "rps": login.count("200") / login.duration_s,
             "p50_ms": login.ok_p50_ms if login.per_status_latency else login.p50_ms,
             "p99_ms": login.ok_p99_ms if login.per_status_latency else login.p99_ms,
-            "statuses": fmt_statuses(merge_statuses([login])),
-            "ratio": f"{fmt_ratio(login_ratio, LOGIN_MIN_RATIO)}× bcrypt bound ({bound:.2f}/s)",
+            "statuses": fmt_statuses(merge_statuses(login_runs)),
+            "ratio": f"{fmt_ratio(login_ratio, LOGIN_MIN_RATIO)}× bcrypt bound ({login_bound:.2f}/s)"
+            + (f"; rounds {', '.join(fmt_ratio(r, LOGIN_MIN_RATIO) for r in login_ratios)}"
+               if len(login_ratios) > 1 else ""),
             "target": f"≥ {LOGIN_MIN_RATIO}× bound",
             "result": verdict(login_ratio >= LOGIN_MIN_RATIO),
             "cpu": cpu_note(login),
@@ -1257,7 +1281,8 @@ def analyse(data: dict) -> dict:
         "vault_reads_p99_ms": vault_p99,
         "vault_writes_rps": objs["vault_writes"].ok_rps,
         "logins_per_s": login.count("200") / login.duration_s,
-        "bcrypt_bound": bound, "login_ratio": login_ratio,
+        "bcrypt_bound": bound, "login_ratio": login_ratio, "login_ratios": login_ratios,
+        "login_bound": login_bound,
         "login_hashing_share": hashing_share,
         "login_hashing_ms_per_login": hashing_ms_per_login,
         "storm_reads_p99_ms": storm_reads.p99_ms,
@@ -1275,7 +1300,7 @@ def analyse(data: dict) -> dict:
 
 def markdown(data: dict) -> str:
     m, s, b = data["machine"], data["settings"], data["bcrypt"]
-    logins_drained = bool(data["runs"]["login"].get("drained"))
+    logins_drained = all(r.get("drained") for r in data["runs"]["login"])
     lines = [
         "# safebox benchmark report",
         "",
@@ -1288,7 +1313,8 @@ def markdown(data: dict) -> str:
         f"scenarios 1-4 also with {' '.join(f'{k}={v}' for k, v in s['main_instance_env'].items())} "
         "(all load comes from one address, 127.0.0.1, which the per-IP limit on the credential "
         "routes would otherwise throttle); scenario 5 on a second instance without it",
-        f"- {s['duration_s']:g} s per scenario ({s['login_duration_s']:g} s for the logins, "
+        f"- {s['duration_s']:g} s per scenario ({s['login_duration_s']:g} s for each of "
+        f"{s['login_rounds']} login rounds, "
         + ("which then wait for the logins still in flight and count them, the duration running "
            "until the last answer) "
            if logins_drained else
@@ -1298,10 +1324,12 @@ def markdown(data: dict) -> str:
         f"alternated {s['rounds']}× after a {s['warmup_s']:g} s warm-up, each figure the "
         "median over the rounds",
         f"- bcrypt::verify at cost {b['cost']}, median of {b['runs']} on an otherwise idle "
-        f"machine: {b['before_logins_s'] * 1000:.0f} ms right before the logins and "
-        f"{b['after_logins_s'] * 1000:.0f} ms right after (at the start: "
-        f"{b['at_start_s'] * 1000:.0f} ms) → bound {b['bound_logins_per_s']:.2f} logins/s on "
-        f"{m['cores']} cores, from the mean of the two around the logins",
+        f"machine, before the first login round and after each: "
+        f"{', '.join(f'{v * 1000:.0f}' for v in b['around_logins_s'])} ms (at the start: "
+        f"{b['at_start_s'] * 1000:.0f} ms). Each round's bound is the cores over the mean of "
+        "the two probes around it; the login ratio is the median over the rounds (with the "
+        f"mean of all, {b['bound_logins_per_s']:.2f} logins/s on {m['cores']} cores, for the "
+        "storms' ratios)",
         "",
         "| Scenario | Conns | Req/s | p50 ms | p99 ms | Non-200 answers / errors | Ratio to bound or baseline | Target | Result | CPU: server / loadgen / other (cores) |",
         "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |",
@@ -1345,6 +1373,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds (2)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="baseline/read rounds, alternated; medians reported (3)")
+    parser.add_argument("--login-rounds", type=int, default=3,
+                        help="login rounds, each between two bcrypt probes; median reported (3)")
     parser.add_argument("--connections", type=int, default=64, help="connections (64)")
     parser.add_argument("--storm-reader-connections", type=int, default=8,
                         help="connections of the reads during the login storm (8)")
@@ -1360,6 +1390,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.login_rounds < 1:
+        parser.error("--rounds and --login-rounds must be at least 1")
     for kv in args.env:
         if "=" not in kv:
             parser.error(f"--env {kv}: expected NAME=VALUE")
