@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build build-mysql test test-mysql test-redis test-all test-notices fmt lint bench contract
+.PHONY: run build build-mysql test test-bench test-mysql test-redis test-all test-notices fmt lint bench contract
 
 # The MySQL backend needs the system MySQL client library (Debian:
 # libmariadb-dev-compat). Where it is installed, tests and lints build it too;
@@ -29,8 +29,9 @@ build-mysql:
 ## test: every test; those that need MySQL or Redis run when
 ##       SAFEBOX_TEST_MYSQL_URL / SAFEBOX_TEST_REDIS_URL are set and skip with a
 ##       notice otherwise (under CI=true they fail instead). nextest when installed.
-# Doc tests first: nextest does not run them, and its summary should close the run.
-test:
+# The bench driver's tests and the doc tests first: nextest runs neither, and its
+# summary should close the run.
+test: test-bench
 	$(CARGO) test --workspace $(TEST_FEATURES) --doc
 	@if [ -n "$(NEXTEST)" ]; then \
 		$(CARGO) nextest run --workspace $(TEST_FEATURES) --no-fail-fast; \
@@ -38,6 +39,17 @@ test:
 		$(CARGO) test --workspace $(TEST_FEATURES) --no-fail-fast; \
 	fi
 	@$(MAKE) --no-print-directory test-notices
+
+## test-bench: unit tests of the benchmark driver's parsing and PASS/MISS verdicts
+##             (crates/bench/test_run.py; python3, no server, under a second)
+test-bench:
+	@if command -v python3 >/dev/null 2>&1; then \
+		python3 -m unittest discover -s crates/bench -p 'test_*.py'; \
+	elif [ "$$CI" = true ]; then \
+		echo "error: python3 is missing, so the benchmark driver's tests cannot run" >&2; exit 1; \
+	else \
+		echo "note: the benchmark driver's tests were skipped: python3 is missing"; \
+	fi
 
 # Says which service tests were skipped, after the summary where it is seen.
 test-notices:
@@ -87,7 +99,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 
 ## bench: release build, then load-test safebox against a minimal actix-web baseline
-##        and the bcrypt bound on a throwaway database (about 3 minutes); prints
+##        and the bcrypt bound on a throwaway database (about 4 minutes); prints
 ##        the table and writes target/bench/report.{md,json}. BENCH_ARGS passes
 ##        options to crates/bench/run.py (see `python3 crates/bench/run.py --help`).
 BENCH_ARGS ?=

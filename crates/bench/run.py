@@ -1066,12 +1066,13 @@ def fmt_ms(value: float | None) -> str:
 
 
 def fmt_ratio(value: float, target: float) -> str:
-    """`value` to two decimals, or to as many more (up to four) as it takes not
-    to show a ratio that misses its target as equal to it (2.003 is not 2.00)."""
-    for digits in (2, 3):
-        if round(value, digits) != target or value == target:
-            return f"{value:.{digits}f}"
-    return f"{value:.4f}"
+    """`value` to two decimals, or to as many more as it takes not to show a
+    ratio that misses its target as equal to it (2.003 is not 2.00)."""
+    for digits in range(2, 7):
+        text = f"{value:.{digits}f}"
+        if float(text) != target or value == target:
+            return text
+    return repr(value)
 
 
 def fmt_rate(value: float) -> str:
