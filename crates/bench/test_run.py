@@ -93,6 +93,7 @@ def bench_data(**changes) -> dict:
         "runs": {
             "login": [r.to_json() for r in objs["login_runs"]],
             "storm_login": objs["storm_login"].to_json(),
+            "defaults_storm_login": objs["strict_login"].to_json(),
         },
         "server": {"idle": dict(snapshot), "after_reads": dict(snapshot),
                    "after_writes": dict(snapshot), "after_login": dict(snapshot),
@@ -218,6 +219,29 @@ class Verdicts(unittest.TestCase):
         self.assertEqual(verdicts(bench_data(refused=1))["Audit"], "MISS")
 
 
+class ServerShedTimings(unittest.TestCase):
+    BEFORE = {"answered": 300, "within_50ms": 10, "ok": 290}
+
+    def test_late_sheds_are_the_answers_past_fifty_ms_that_were_not_logins(self):
+        after = {"answered": 300 + 20_018, "within_50ms": 10 + 19_990, "ok": 290 + 18}
+        self.assertEqual(run.server_shed_timings(self.BEFORE, after),
+                         {"sheds": 20_000, "late": 10})
+
+    def test_none_late(self):
+        after = {"answered": 1300, "within_50ms": 1010, "ok": 590}
+        self.assertEqual(run.server_shed_timings(self.BEFORE, after), {"sheds": 700, "late": 0})
+
+    def test_the_report_notes_them_beside_the_load_generators_verdict(self):
+        data = bench_data(storm_login=storm_login(81.1))
+        data["runs"]["storm_login"]["server_sheds"] = {"sheds": 20_000, "late": 10}
+        data["runs"]["defaults_storm_login"]["server_sheds"] = {"sheds": 0, "late": 0}
+        report = run.markdown(run.analyse(data))
+        self.assertIn("over 50 ms: 4a 10 of 20,000 (0.05%); 5a 0 of 0.", report)
+        self.assertIn("**MISS**", report)
+        self.assertIn("Storm sheds timed inside safebox: not measured.",
+                      run.markdown(run.analyse(bench_data())))
+
+
 class Formatting(unittest.TestCase):
     def test_a_ratio_missing_its_target_is_never_printed_as_the_target(self):
         self.assertEqual(run.fmt_ratio(0.93, 0.9), "0.93")
@@ -297,6 +321,26 @@ class Parsing(unittest.TestCase):
             path.write_text("wrk: connection refused\n")
             with self.assertRaises(run.BenchError):
                 run.Wrk.parse(run.Load("x", 1, "/", 64, 10.0), path)
+
+    def test_the_servers_login_timings_from_its_metrics(self):
+        text = (TESTDATA / "metrics-login.txt").read_text()
+        self.assertEqual(run.parse_login_timings(text),
+                         {"answered": 690, "within_50ms": 670, "ok": 20})
+        # The 50 ms bucket, not its neighbours, and only the login route's.
+        series = 'method="POST",route="/login"'
+        text = "\n".join([
+            f'safebox_http_request_duration_seconds_bucket{{{series},le="0.025"}} 2',
+            f'safebox_http_request_duration_seconds_bucket{{{series},le="0.05"}} 5',
+            f'safebox_http_request_duration_seconds_bucket{{{series},le="0.1"}} 9',
+            'safebox_http_request_duration_seconds_bucket{method="POST",route="/register",le="0.05"} 7',
+            f"safebox_http_request_duration_seconds_count{{{series}}} 12",
+            f'safebox_http_requests_total{{{series},status="200"}} 3',
+        ])
+        self.assertEqual(run.parse_login_timings(text),
+                         {"answered": 12, "within_50ms": 5, "ok": 3})
+        # A server that has answered no login yet.
+        self.assertEqual(run.parse_login_timings("safebox_up 1\n"),
+                         {"answered": 0, "within_50ms": 0, "ok": 0})
 
     def test_medians_skip_missing_figures(self):
         runs = [result("a", p99_ms=None), result("b", p99_ms=3.0), result("c", p99_ms=1.0)]
