@@ -62,6 +62,9 @@ test-notices:
 	@if [ -z "$$SAFEBOX_TEST_REDIS_URL" ]; then \
 		echo "note: the Redis tests were skipped: SAFEBOX_TEST_REDIS_URL is not set (make test-redis)"; \
 	fi
+	@if ! command -v python3 >/dev/null 2>&1; then \
+		echo "note: the benchmark driver's tests were skipped: python3 is missing"; \
+	fi
 
 # Runs the tests that nextest's filter $(1) selects, with the services $(2)
 # made ready by .ci/services (which needs root: it may install and start them).
