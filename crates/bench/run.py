@@ -669,12 +669,12 @@ def parse_login_timings(text: str) -> dict[str, int | None]:
     return counts
 
 
-def login_timings(port: int) -> dict[str, int | None]:
-    """parse_login_timings of the server's /metrics now."""
+def metrics_text(port: int) -> str:
+    """The server's /metrics exposition now."""
     status, text = request(port, "GET", "/metrics")
     if status != 200 or not isinstance(text, str):
         raise BenchError(f"GET /metrics on :{port} answered {status}")
-    return parse_login_timings(text)
+    return text
 
 
 def server_shed_timings(before: dict[str, int | None],
@@ -699,11 +699,26 @@ def server_shed_timings(before: dict[str, int | None],
     return {"sheds": sheds, "late": late}
 
 
+def run_storm(loadgen, processes: Processes, server_pid: int, port: int,
+              login: Load, reads: Load) -> list[LoadResult]:
+    """run_load of a storm's logins and reads, with the server's own timing of
+    its sheds (server_shed_timings) in the logins' result: a client-side p99
+    over 50 ms with none late inside safebox points at the load generator's
+    or the kernel's scheduling, not at safebox."""
+    before = parse_login_timings(metrics_text(port))
+    results = run_load(loadgen, processes, server_pid, login, reads)
+    # The sheds still held by their pace when the load generator stopped are
+    # answered within tens of ms, the logins still hashing within about a
+    # second (they add to the answers and the 200s alike).
+    time.sleep(SHED_SETTLE_S)
+    results[0].extra["server_sheds"] = server_shed_timings(
+        before, parse_login_timings(metrics_text(port)))
+    return results
+
+
 def audit_counters(port: int) -> dict[str, int]:
     """The audit log's dropped events and refused reads, from /metrics."""
-    status, text = request(port, "GET", "/metrics")
-    if status != 200 or not isinstance(text, str):
-        raise BenchError(f"GET /metrics on :{port} answered {status}")
+    text = metrics_text(port)
     series = {"dropped": "safebox_audit_events_dropped_total ",
               "refused": "safebox_audit_refusals_total "}
     counters = {}
@@ -967,21 +982,11 @@ def bench(args) -> dict:
 
         log(f"storm: POST /login at {conns} connections with reads at "
             f"{args.storm_reader_connections} connections, {duration:g}s")
-        # The server's own timing of the sheds, next to the load generator's: a
-        # client-side p99 over 50 ms with none late inside safebox points at the
-        # load generator's or the kernel's scheduling, not at safebox.
-        timings_before = login_timings(sb_port)
-        storm_login, storm_reads = run_load(
-            loadgen, processes, server.pid,
+        storm_login, storm_reads = run_storm(
+            loadgen, processes, server.pid, sb_port,
             logins("storm-login", duration),
             reads("storm-reads", duration, args.storm_reader_connections),
         )
-        # The sheds still held by their pace when the load generator stopped
-        # are answered within tens of ms, the logins still hashing within
-        # about a second (they add to the answers and the 200s alike).
-        time.sleep(SHED_SETTLE_S)
-        storm_login.extra["server_sheds"] = server_shed_timings(
-            timings_before, login_timings(sb_port))
         after_storm = server_snapshot(server.pid)
         base_snapshot = server_snapshot(baseline.pid)
 
@@ -1012,20 +1017,13 @@ def bench(args) -> dict:
             token=strict_token))
         log(f"storm at full defaults: POST /login at {conns} connections with reads at "
             f"{args.storm_reader_connections} connections, {duration:g}s")
-        timings_before = login_timings(strict_port)
-        strict_login, strict_reads = run_load(
-            loadgen, processes, strict_server.pid,
+        strict_login, strict_reads = run_storm(
+            loadgen, processes, strict_server.pid, strict_port,
             Load("defaults-storm-login", strict_port, "/login", conns, duration, method="POST",
                  bodies_file=strict_logins),
             Load("defaults-storm-reads", strict_port, strict_read_path,
                  args.storm_reader_connections, duration, token=strict_token),
         )
-        # The sheds still held by their pace when the load generator stopped
-        # are answered within tens of ms, the logins still hashing within
-        # about a second (they add to the answers and the 200s alike).
-        time.sleep(SHED_SETTLE_S)
-        strict_login.extra["server_sheds"] = server_shed_timings(
-            timings_before, login_timings(strict_port))
         after_strict = server_snapshot(strict_server.pid)
 
         # Server still healthy after all of it?
